@@ -1,0 +1,1 @@
+"""The core: an explicit finite-state machine that turns a question into an answer."""

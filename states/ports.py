@@ -157,6 +157,7 @@ class Pending:
     kind: str = "llm"  # "entity" (deterministic) or "llm"
     mention: str = ""  # for entity clarifications: the ambiguous words
     facts: list[str] = field(default_factory=list)  # answers gathered so far
+    settled: dict[str, str] = field(default_factory=dict)  # ambiguous mention -> chosen value
 
 
 @dataclass
@@ -290,5 +291,6 @@ class TurnResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
-    error_kind: str | None = None  # for failed turns: empty, too_long, llm, sql, busy
+    error_kind: str | None = None  # failed turns: empty, too_long, llm, sql, clarify, internal
+    refused: bool = False  # answered without SQL: the question is outside the data
     as_of: str = ""

@@ -1,0 +1,107 @@
+"""Configuration from the environment (and .env): endpoints, paths, tokens, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from datetime import date
+
+from dotenv import load_dotenv
+
+from states.ports import Limits
+
+# FUNDBOT_<NAME> overrides Limits.<name>, e.g. FUNDBOT_QUERY_TIMEOUT_S=5
+LIMIT_ENV = {f.name: f"FUNDBOT_{f.name.upper()}" for f in dataclasses.fields(Limits)}
+
+NO_LLM_MESSAGE = (
+    "No LLM endpoint is configured. Set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for any "
+    "OpenAI-compatible server: Ollama, vLLM, llama.cpp, Azure OpenAI, Databricks Model Serving) "
+    "in .env or the environment; see .env.example."
+)
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+@dataclass
+class Config:
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    model: str = "gpt-4o-mini"
+    db_path: str = "data/fund.duckdb"
+    state_path: str = "data/state.sqlite3"
+    today: date | None = None
+    slack_bot_token: str = ""
+    slack_app_token: str = ""
+    slack_signing_secret: str = ""
+    slack_api_url: str = ""
+    port: int = 3000
+    allowed_channels: set[str] = field(default_factory=set)
+    allowed_users: set[str] = field(default_factory=set)
+    workers: int = 8
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token and (self.slack_app_token or self.slack_signing_secret))
+
+    def __repr__(self) -> str:  # never print secrets
+        hidden = {"openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret"}
+        parts = [f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
+                 for f in dataclasses.fields(self)]
+        return f"Config({', '.join(parts)})"
+
+
+def _csv(value: str) -> set[str]:
+    return {v.strip() for v in value.split(",") if v.strip()}
+
+
+def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Config:
+    """Read the configuration; ``env`` defaults to os.environ (after loading .env)."""
+    if env is None:
+        if dotenv:
+            load_dotenv(os.environ.get("FUNDBOT_ENV_FILE", ".env"), override=False)
+        env = dict(os.environ)
+    get = lambda k, d="": (env.get(k) or d).strip()  # noqa: E731
+    today = None
+    if get("FUNDBOT_TODAY"):
+        try:
+            today = date.fromisoformat(get("FUNDBOT_TODAY"))
+        except ValueError as exc:
+            raise ConfigError(f"FUNDBOT_TODAY must be a date like 2026-06-30, not "
+                              f"{get('FUNDBOT_TODAY')!r}") from exc
+    limits = Limits()
+    for f in dataclasses.fields(Limits):
+        raw = get(LIMIT_ENV[f.name])
+        if raw:
+            try:
+                setattr(limits, f.name, type(getattr(limits, f.name))(raw))
+            except ValueError as exc:
+                raise ConfigError(f"{LIMIT_ENV[f.name]} must be a {f.type}, not {raw!r}") from exc
+    try:
+        port, workers = int(get("PORT", "3000")), int(get("FUNDBOT_WORKERS", "8"))
+    except ValueError as exc:
+        raise ConfigError("PORT and FUNDBOT_WORKERS must be whole numbers") from exc
+    return Config(
+        openai_api_key=get("OPENAI_API_KEY"),
+        openai_base_url=get("OPENAI_BASE_URL"),
+        model=get("FUNDBOT_MODEL", "gpt-4o-mini"),
+        db_path=get("FUNDBOT_DB", "data/fund.duckdb"),
+        state_path=get("FUNDBOT_STATE", "data/state.sqlite3"),
+        today=today,
+        slack_bot_token=get("SLACK_BOT_TOKEN"),
+        slack_app_token=get("SLACK_APP_TOKEN"),
+        slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+        slack_api_url=get("SLACK_API_URL"),
+        port=port,
+        allowed_channels=_csv(get("FUNDBOT_ALLOWED_CHANNELS")),
+        allowed_users=_csv(get("FUNDBOT_ALLOWED_USERS")),
+        workers=max(1, workers),
+        limits=limits,
+    )

@@ -1,0 +1,28 @@
+"""Wiring: build the core's ports from the configuration."""
+
+from __future__ import annotations
+
+from bot.config import NO_LLM_MESSAGE, Config, ConfigError
+from states.machine import Deps
+
+
+def build_llm(config: Config):
+    from bot.llm import OpenAIChat
+
+    if not config.llm_configured:
+        raise ConfigError(NO_LLM_MESSAGE)
+    # Local servers (Ollama, llama.cpp) ignore the key, but the SDK insists on one.
+    return OpenAIChat(api_key=config.openai_api_key or "not-needed",
+                      base_url=config.openai_base_url or None, model=config.model,
+                      timeout_s=config.limits.llm_timeout_s, retries=config.limits.llm_retries)
+
+
+def build_deps(config: Config, llm=None) -> Deps:
+    """The ports for ``config``; ``llm`` replaces the configured endpoint (eval's gold model)."""
+    from bot.store import SqliteStore
+    from bot.warehouse import open_warehouse
+
+    llm = llm if llm is not None else build_llm(config)
+    warehouse = open_warehouse(config.db_path, config.limits)
+    return Deps(llm=llm, warehouse=warehouse, store=SqliteStore(config.state_path),
+                limits=config.limits, today=config.today)

@@ -1,0 +1,196 @@
+"""The finite-state machine, declared once as data, and the driver that runs one turn.
+
+The machine decides what may follow; the state modules decide what happened. The
+driver is an explicit loop: ``event = handler(ctx); ctx.trigger(event)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+from transitions import Machine, MachineError
+
+from states import clarify, debug, execute, interpret, understand
+from states.context import TurnContext
+from states.ports import (
+    LLM,
+    Conversation,
+    Limits,
+    Store,
+    Trace,
+    Turn,
+    TurnResult,
+    Warehouse,
+)
+
+
+class S(str, enum.Enum):
+    UNDERSTAND = "understand"
+    CLARIFY = "clarify"
+    EXECUTE = "execute"
+    DEBUG = "debug"
+    INTERPRET = "interpret"
+    ANSWERED = "answered"
+    FAILED = "failed"
+
+
+# trigger, source, dest, guard (a TurnContext method). Order matters: for one trigger
+# and source, transitions takes the first row whose guard passes.
+TRANSITIONS: list[tuple[str, S, S, str | None]] = [
+    ("sql", S.UNDERSTAND, S.EXECUTE, None),
+    ("ask", S.UNDERSTAND, S.CLARIFY, "can_clarify"),
+    ("ask", S.UNDERSTAND, S.FAILED, None),  # clarification rounds spent
+    ("refuse", S.UNDERSTAND, S.ANSWERED, None),  # out of scope: a polite answer, no SQL
+    ("fail", S.UNDERSTAND, S.FAILED, None),
+    ("reply", S.CLARIFY, S.UNDERSTAND, None),
+    ("rows", S.EXECUTE, S.INTERPRET, None),
+    ("empty", S.EXECUTE, S.DEBUG, "can_debug_empty"),
+    ("empty", S.EXECUTE, S.INTERPRET, None),
+    ("error", S.EXECUTE, S.DEBUG, "can_debug"),
+    ("error", S.EXECUTE, S.FAILED, None),  # debug attempts spent
+    ("sql", S.DEBUG, S.EXECUTE, None),
+    ("keep", S.DEBUG, S.INTERPRET, None),  # the model says the empty result is right
+    ("fail", S.DEBUG, S.FAILED, None),
+    ("done", S.INTERPRET, S.ANSWERED, None),
+]
+
+TERMINAL = {S.ANSWERED, S.FAILED}
+
+HANDLERS = {
+    S.UNDERSTAND: understand.run,
+    S.CLARIFY: clarify.run,
+    S.EXECUTE: execute.run,
+    S.DEBUG: debug.run,
+    S.INTERPRET: interpret.run,
+}
+
+
+def _config(initial: S) -> dict:
+    return {
+        "states": [s.value for s in S],
+        "transitions": [
+            {"trigger": t, "source": src.value, "dest": dst.value,
+             **({"conditions": guard} if guard else {})}
+            for t, src, dst, guard in TRANSITIONS
+        ],
+        "initial": initial.value,
+        "auto_transitions": False,
+        "ignore_invalid_triggers": False,
+    }
+
+
+def build_machine(model: object, initial: S = S.UNDERSTAND) -> Machine:
+    """Attach the fundbot machine to ``model`` (which provides the guard methods)."""
+    return Machine(model=model, **_config(initial))
+
+
+def mermaid() -> str:
+    """The machine as a Mermaid state diagram, drawn by transitions' mermaid engine."""
+    from transitions.extensions import GraphMachine
+
+    class _Model:  # the guards are only named in the drawing, never called
+        pass
+
+    model = _Model()
+    GraphMachine(model=model, graph_engine="mermaid", show_conditions=True,
+                 title="fundbot", **_config(S.UNDERSTAND))
+    return model.get_graph().draw(None)
+
+
+@dataclass
+class Deps:
+    """What the core is handed: its ports and its bounds."""
+
+    llm: LLM
+    warehouse: Warehouse
+    store: Store
+    limits: Limits = field(default_factory=Limits)
+    today: date | None = None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None) -> TurnResult:
+    """Answer one message in a thread. Never raises for bad input or outside faults."""
+    t_start = time.perf_counter()
+    conv = deps.store.load(thread_id)
+    trace = Trace(trace_id=uuid.uuid4().hex[:16], thread_id=thread_id,
+                  question=text if len(text) <= 2000 else text[:2000] + "…", started_at=_now())
+    resuming = conv.status == "clarify" and conv.pending is not None
+    ctx = TurnContext(deps=deps, conv=conv, text=text, trace=trace, user=user,
+                      question=conv.pending.question if resuming else text)
+    if conv.status not in ("idle", "clarify"):
+        trace.error = f"previous turn ended in state {conv.status!r} without finishing"
+    build_machine(ctx, S.CLARIFY if resuming else S.UNDERSTAND)
+    try:
+        _drive(ctx)
+    except Exception as exc:  # a bug must not leave the thread stuck
+        ctx.fail("internal", "Something went wrong on my side while answering. "
+                 "Please ask again; if it keeps happening, tell the fundbot maintainers "
+                 f"(trace {trace.trace_id}).", detail=f"{type(exc).__name__}: {exc}")
+        ctx.state = S.FAILED.value
+    return _finish(ctx, t_start)
+
+
+def _drive(ctx: TurnContext) -> None:
+    while S(ctx.state) not in TERMINAL:
+        state = S(ctx.state)
+        t0 = time.perf_counter()
+        event = HANDLERS[state](ctx)
+        ms = (time.perf_counter() - t0) * 1000
+        ctx.add_step(state.value, ms, event or "wait")
+        if event is None:  # clarify: the thread waits for the user
+            return
+        try:
+            ctx.trigger(event)
+        except MachineError as exc:  # a handler asked for a move the machine forbids
+            raise RuntimeError(f"illegal transition {event!r} from {state.value}") from exc
+        ctx.deps.store.save_trace(ctx.trace)  # every step recorded, so a crash leaves a trail
+
+
+def _finish(ctx: TurnContext, t_start: float) -> TurnResult:
+    state = S(ctx.state)
+    conv: Conversation = ctx.conv
+    final = "clarify" if state == S.CLARIFY else state.value
+    if state == S.FAILED and ctx.answer is None:  # a guard stopped the turn
+        if ctx.clarification:
+            ctx.error_kind, ctx.answer = "clarify", clarify.exhausted_message(ctx)
+            ctx.clarification, ctx.options = None, []
+        else:
+            ctx.error_kind, ctx.answer = "sql", debug.exhausted_message(ctx)
+    if final != "clarify":
+        conv.status, conv.pending = "idle", None
+    result = ctx.result
+    conv.history.append(Turn(
+        question=ctx.question, state=final, sql=ctx.sql, answer=ctx.answer or ctx.clarification,
+        columns=list(result.columns) if result else [], row_count=len(result.rows) if result else 0,
+        trace_id=ctx.trace.trace_id, at=_now(),
+    ))
+    del conv.history[:-50]  # the thread keeps its recent past; traces keep everything
+    total_ms = (time.perf_counter() - t_start) * 1000
+    timings = dict(ctx.timings)
+    timings["llm"] = round(sum(c.ms for c in ctx.trace.llm_calls), 3)
+    timings["total"] = round(total_ms, 3)
+    timings["own"] = round(total_ms - timings["llm"], 3)
+    ctx.trace.final_state = final
+    ctx.trace.answer = ctx.answer or ctx.clarification or ""
+    store = ctx.deps.store
+    store.save_trace(ctx.trace)
+    store.save(conv)
+    return TurnResult(
+        thread_id=conv.thread_id, state=final, answer=ctx.answer, sql=ctx.sql,
+        columns=list(result.columns) if result else [], rows=list(result.rows) if result else [],
+        truncated=bool(result and result.truncated), clarification=ctx.clarification,
+        options=list(ctx.options), trace_id=ctx.trace.trace_id,
+        llm_calls=len(ctx.trace.llm_calls),
+        prompt_tokens=sum(c.prompt_tokens for c in ctx.trace.llm_calls),
+        completion_tokens=sum(c.completion_tokens for c in ctx.trace.llm_calls),
+        timings_ms=timings, error_kind=ctx.error_kind, refused=ctx.refused,
+        as_of=ctx.deps.warehouse.catalog.as_of,
+    )
