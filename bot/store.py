@@ -30,6 +30,7 @@ from states.ports import Conversation, Trace
 log = logging.getLogger("fundbot.store")
 
 SCHEMA_VERSION = 1
+_VOTES: dict[int | str, int] = {1: 1, -1: -1, "1": 1, "+1": 1, "-1": -1, "up": 1, "down": -1}
 _FORK_ORPHANS: list[sqlite3.Connection] = []  # see SqliteStore.close
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -286,12 +287,15 @@ class SqliteStore:
 
     # --------------------------------------------------------------- feedback
 
-    def save_feedback(self, trace_id: str, user: str, value: int,
+    def save_feedback(self, trace_id: str, user: str, value: int | str,
                       comment: str | None = None) -> None:
         """One vote per user per answer: a second click replaces the first; a vote without a
-        comment keeps the comment given before."""
-        if value not in (1, -1):
-            raise ValueError(f"feedback value must be +1 or -1, not {value!r}")
+        comment keeps the comment given before. value: +1/-1, or "up"/"down" as buttons say."""
+        key = value if isinstance(value, int) else str(value).strip().lower()
+        vote = None if isinstance(value, bool) else _VOTES.get(key)
+        if vote is None:
+            raise ValueError(f"feedback value must be +1/-1 or up/down, not {value!r}")
+        value = vote
         with self._errors("save feedback"):
             self._conn().execute(
                 "INSERT INTO feedback (trace_id, user, value, comment, at) VALUES (?, ?, ?, ?, ?)"

@@ -125,13 +125,17 @@ def test_feedback_round_trip(store: SqliteStore) -> None:
     store.save_feedback("tr-1", "U2", -1, "wrong fund")
     store.save_feedback("tr-1", "U1", -1, "actually, stale numbers")  # changed their mind
     store.save_feedback("tr-1", "U2", -1)  # a repeated click keeps the comment
-    store.save_feedback("tr-2", "U1", 1)
+    store.save_feedback("tr-2", "U1", "up")  # as Slack buttons name them
+    store.save_feedback("tr-2", "U2", "down")
     rows = store.feedback_for("tr-1")
     assert [(r["user"], r["value"], r["comment"]) for r in rows] == [
         ("U1", -1, "actually, stale numbers"), ("U2", -1, "wrong fund")]
     assert all(r["trace_id"] == "tr-1" and r["at"] for r in rows)
-    with pytest.raises(ValueError):
-        store.save_feedback("tr-1", "U3", 5)
+    assert [r["value"] for r in store.feedback_for("tr-2")] == [1, -1]
+    for bad in (5, 0, "meh", True):
+        with pytest.raises(ValueError):
+            store.save_feedback("tr-1", "U3", bad)  # type: ignore[arg-type]
+    assert len(store.feedback_for("tr-1")) == 2
 
 
 def test_unreadable_row_starts_afresh(store: SqliteStore) -> None:
