@@ -25,7 +25,7 @@ chat: $(STAMP) $(DB)  ## terminal chat
 	$(BIN)/fundbot chat
 
 test: $(STAMP) $(DB)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 eval: $(STAMP) $(DB)
 	$(BIN)/fundbot eval --out eval-out

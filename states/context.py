@@ -1,4 +1,4 @@
-"""One turn's working memory: the model the machine is attached to, and its guards."""
+"""One turn's working memory, shared by the state modules."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ class TurnContext:
     trace: Trace
     question: str  # the question being answered (the original one when resuming)
     user: str | None = None
-    state: str = ""  # set by the machine
     entities: list[Entity] = field(default_factory=list)
     ambiguities: list[Ambiguity] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)  # answers to clarifications
@@ -49,17 +48,6 @@ class TurnContext:
     error_kind: str | None = None
     refused: bool = False
     timings: dict[str, float] = field(default_factory=dict)
-
-    # ---------------------------------------------------------------- guards
-    def can_debug(self) -> bool:
-        return self.debug_attempts < self.deps.limits.debug_attempts
-
-    def can_debug_empty(self) -> bool:
-        return not self.empty_debugged and self.can_debug()
-
-    def can_clarify(self) -> bool:
-        spent = self.conv.pending.rounds if self.conv.pending else 0
-        return spent < self.deps.limits.clarify_rounds
 
     # --------------------------------------------------------------- helpers
     @property

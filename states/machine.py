@@ -69,6 +69,29 @@ HANDLERS = {
 }
 
 
+class Flow:
+    """The machine's model: its current state and the guards, which read the turn's context.
+
+    Kept apart from TurnContext because transitions binds trigger methods (sql, fail...)
+    onto its model, and those names are the context's fields.
+    """
+
+    state: str
+
+    def __init__(self, ctx: TurnContext) -> None:
+        self.ctx = ctx
+
+    def can_debug(self) -> bool:
+        return self.ctx.debug_attempts < self.ctx.deps.limits.debug_attempts
+
+    def can_debug_empty(self) -> bool:
+        return not self.ctx.empty_debugged and self.can_debug()
+
+    def can_clarify(self) -> bool:
+        pending = self.ctx.conv.pending
+        return (pending.rounds if pending else 0) < self.ctx.deps.limits.clarify_rounds
+
+
 def _config(initial: S) -> dict:
     return {
         "states": [s.value for s in S],
@@ -127,20 +150,22 @@ def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None) -> 
                       question=conv.pending.question if resuming else text)
     if conv.status not in ("idle", "clarify"):
         trace.error = f"previous turn ended in state {conv.status!r} without finishing"
-    build_machine(ctx, S.CLARIFY if resuming else S.UNDERSTAND)
+    flow = Flow(ctx)
+    build_machine(flow, S.CLARIFY if resuming else S.UNDERSTAND)
     try:
-        _drive(ctx)
+        _drive(flow)
     except Exception as exc:  # a bug must not leave the thread stuck
         ctx.fail("internal", "Something went wrong on my side while answering. "
                  "Please ask again; if it keeps happening, tell the fundbot maintainers "
                  f"(trace {trace.trace_id}).", detail=f"{type(exc).__name__}: {exc}")
-        ctx.state = S.FAILED.value
-    return _finish(ctx, t_start)
+        flow.state = S.FAILED.value
+    return _finish(ctx, S(flow.state), t_start)
 
 
-def _drive(ctx: TurnContext) -> None:
-    while S(ctx.state) not in TERMINAL:
-        state = S(ctx.state)
+def _drive(flow: Flow) -> None:
+    ctx = flow.ctx
+    while S(flow.state) not in TERMINAL:
+        state = S(flow.state)
         t0 = time.perf_counter()
         event = HANDLERS[state](ctx)
         ms = (time.perf_counter() - t0) * 1000
@@ -148,14 +173,13 @@ def _drive(ctx: TurnContext) -> None:
         if event is None:  # clarify: the thread waits for the user
             return
         try:
-            ctx.trigger(event)
+            flow.trigger(event)
         except MachineError as exc:  # a handler asked for a move the machine forbids
             raise RuntimeError(f"illegal transition {event!r} from {state.value}") from exc
         ctx.deps.store.save_trace(ctx.trace)  # every step recorded, so a crash leaves a trail
 
 
-def _finish(ctx: TurnContext, t_start: float) -> TurnResult:
-    state = S(ctx.state)
+def _finish(ctx: TurnContext, state: S, t_start: float) -> TurnResult:
     conv: Conversation = ctx.conv
     final = "clarify" if state == S.CLARIFY else state.value
     if state == S.FAILED and ctx.answer is None:  # a guard stopped the turn

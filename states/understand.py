@@ -159,7 +159,7 @@ def _pasted_sql(text: str):
         return None
     first = statements[0]
     is_query = isinstance(first, exp.Query) and len(statements) == 1
-    if is_query and (not isinstance(first, exp.Select) or first.args.get("from")):
+    if is_query and (not isinstance(first, exp.Select) or first.find(exp.From)):
         def run_pasted(ctx: TurnContext) -> str:
             ctx.sql = text.strip()
             return "sql"
