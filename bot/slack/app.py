@@ -1,0 +1,155 @@
+"""Builds the Bolt app and serves it over HTTP (`/slack/events`) or Socket Mode."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socketserver
+import threading
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.response import BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.slack.access import Access
+from bot.slack.listeners import register
+from bot.slack.responder import Responder
+from bot.slack.worker import Dispatcher
+from states.machine import Deps
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+DEFAULT_API_URL = "https://slack.com/api/"
+
+
+def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
+    """The Bolt app with every listener, and the worker pool its listeners feed.
+
+    `config` is bot.config.Config (slack_* fields, allowed_users/channels, workers).
+    Calls auth.test once to learn the bot's own user id.
+    """
+    client = WebClient(token=config.slack_bot_token, base_url=_api_url(config.slack_api_url))
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
+    socket_mode = bool(config.slack_app_token)
+    app = App(
+        client=client,
+        token=config.slack_bot_token,
+        signing_secret=config.slack_signing_secret or "",
+        request_verification_enabled=not socket_mode,
+        # Listeners only claim the event and queue it, so running them before the response
+        # keeps arrival order and still acknowledges in milliseconds.
+        process_before_response=True,
+        name="fundbot",
+    )
+    dispatcher = Dispatcher(workers=config.workers)
+    responder = Responder(deps, client, dispatcher)
+    app.use(_deduplicate(deps.store))  # before the assistant middleware, so it sees everything
+    register(app, responder, Access.of(config.allowed_users, config.allowed_channels))
+    return app, dispatcher
+
+
+def _deduplicate(store: Any):
+    """Middleware: answer each event_id once, across retries and restarts (store.claim_event)."""
+
+    def deduplicate(body: dict, next: Any, request: Any) -> BoltResponse | None:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            try:
+                first = store.claim_event(event_id)
+            except Exception:  # a store hiccup should cost a rare duplicate, not a lost question
+                log.exception("could not record event %s; handling it anyway", event_id)
+                first = True
+            if not first:
+                retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
+                log.info("event %s already handled (retry %s); acknowledging only", event_id, retry)
+                return BoltResponse(status=200, body="")
+        return next()
+
+    return deduplicate
+
+
+def _api_url(url: str | None) -> str:
+    url = url or DEFAULT_API_URL
+    return url if url.endswith("/") else url + "/"
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a stuck client must not block shutdown
+    request_queue_size = 128  # bursts of events arrive at once
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class HttpServer:
+    """Bolt behind a threaded stdlib WSGI server: POST /slack/events, GET /healthz."""
+
+    def __init__(self, app: App, host: str = "0.0.0.0", port: int = 3000):
+        bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+
+        def wsgi(environ: dict, start_response: Any) -> Any:
+            if environ.get("PATH_INFO") == "/healthz":
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"ok"]
+            return bolt(environ, start_response)
+
+        self._server = make_server(host, port, wsgi, server_class=_ThreadingWSGIServer,
+                                   handler_class=_QuietHandler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self._server.server_address[0]
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"http://{host}:{self.port}{EVENTS_PATH}"
+
+    def start(self) -> HttpServer:
+        """Serve on a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fundbot-http",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def serve(config: Any, deps: Deps) -> None:
+    """Run until SIGINT/SIGTERM: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT.
+
+    On the way out, questions already accepted are answered before the process exits.
+    """
+    app, dispatcher = create_app(config, deps)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if config.slack_app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        handler = SocketModeHandler(app, config.slack_app_token)
+        handler.connect()
+        log.info("fundbot is connected to Slack over Socket Mode")
+        stop.wait()
+        handler.close()
+    else:
+        server = HttpServer(app, port=config.port).start()
+        log.info("fundbot is listening on %s", server.url)
+        stop.wait()
+        server.stop()
+    log.info("finishing %d queued question(s)", dispatcher.pending)
+    dispatcher.shutdown(wait=True, timeout=60)

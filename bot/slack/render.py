@@ -1,0 +1,312 @@
+"""Block Kit for everything the bot posts. Pure functions: a TurnResult in, message kwargs out.
+
+A message is a dict of `chat.postMessage` / `chat.update` keyword arguments: `text` (the
+notification and screen-reader fallback), `blocks`, and `attachments` (Slack renders a table
+block only from a message's attachments, one table per message).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import math
+from typing import Any
+
+from states.ports import TurnResult
+
+TABLE_ROWS = 10  # rows shown inline; more go to a CSV file in the thread
+TABLE_COLUMNS = 20  # Slack's table block limit
+SECTION_CHARS = 3000  # Slack's section text limit
+MARKDOWN_CHARS = 12000  # Slack's markdown block limit
+BUTTON_CHARS = 75
+MAX_BUTTONS = 10
+FALLBACK_CHARS = 300
+
+CLARIFY_ACTION = "clarify"  # action ids are clarify_0, clarify_1, ... (unique per block)
+FEEDBACK_ACTION = "feedback"
+COMMENT_ACTION = "feedback_comment"
+FEEDBACK_MODAL = "feedback_modal"
+
+Message = dict[str, Any]
+
+# The core's failure messages already say what to try next; these cover failures of our own.
+OVERLOADED = ("I'm answering a lot of questions right now and can't take this one. "
+              "Please ask again in a few minutes.")
+INTERNAL = ("Something went wrong on my side while answering. Please ask again; if it keeps "
+            "happening, tell whoever runs fundbot.")
+STALE_CHOICE = "That question has already been answered. Mention me to ask a new one."
+
+
+def working(ahead: int = 0) -> Message:
+    """The placeholder the answer will replace."""
+    if ahead:
+        text = ":hourglass_flowing_sand: Queued behind an earlier question in this thread…"
+    else:
+        text = ":hourglass_flowing_sand: Working on it…"
+    return {"text": text, "blocks": [_context(text)]}
+
+
+def result_message(result: TurnResult, seconds: float | None = None) -> Message:
+    """The message for any turn outcome."""
+    if result.state == "answered":
+        return answer(result, seconds)
+    if result.state == "clarify":
+        return clarification(result)
+    return failure(result.answer or "", result.error_kind, result.trace_id)
+
+
+def answer(result: TurnResult, seconds: float | None = None) -> Message:
+    """The answer, a context line, the SQL, up to TABLE_ROWS rows, and feedback buttons."""
+    text = (result.answer or "").strip() or "Done, but I have no words for it."
+    blocks: list[dict] = [_markdown(text)]
+    blocks.append(_context(context_line(result, seconds)))
+    if result.sql:
+        blocks.append(_section("*SQL*\n" + _code(result.sql, SECTION_CHARS - 20)))
+    extra = len(result.rows) > TABLE_ROWS or result.truncated
+    if extra:
+        note = f"Showing {min(TABLE_ROWS, len(result.rows))} of {len(result.rows):,} rows"
+        note += " (the query hit the row cap)" if result.truncated else ""
+        blocks.append(_context(note + "; all of them are in the CSV below."))
+    if len(result.columns) > TABLE_COLUMNS:
+        blocks.append(_context(f"Showing the first {TABLE_COLUMNS} of "
+                               f"{len(result.columns)} columns."))
+    if result.trace_id:
+        blocks.append(feedback_block(result.trace_id))
+    message: Message = {"text": _fallback(text), "blocks": blocks}
+    table = table_block(result.columns, result.rows)
+    if table:
+        message["attachments"] = [{"blocks": [table]}]
+    return message
+
+
+def context_line(result: TurnResult, seconds: float | None) -> str:
+    parts = []
+    if result.as_of:
+        parts.append(f"Data as of {result.as_of}")
+    n = len(result.rows)
+    rows = f"{n:,} row{'s' if n != 1 else ''}"
+    parts.append(rows + ("+" if result.truncated else ""))
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s")
+    return " · ".join(parts)
+
+
+def table_block(columns: list[str], rows: list[tuple]) -> dict | None:
+    """A Slack table block of the first TABLE_ROWS rows (header first), or None."""
+    if not columns or not rows:
+        return None
+    cols = columns[:TABLE_COLUMNS]
+    shown = [row[: len(cols)] for row in rows[:TABLE_ROWS]]
+    numeric = [
+        all(isinstance(r[i], (int, float, decimal.Decimal)) or r[i] is None for r in shown)
+        for i in range(len(cols))
+    ]
+    header = [_cell(c) for c in cols]
+    body = [[_cell(format_value(v)) for v in row] for row in shown]
+    settings = [{"align": "right"} if num else {"is_wrapped": True} for num in numeric]
+    return {"type": "table", "rows": [header, *body], "column_settings": settings}
+
+
+def format_value(value: Any) -> str:
+    """A cell as a partner would read it: thousands separators, short fractions, dates."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)  # ints are often years or ids: no separators
+    if isinstance(value, (float, decimal.Decimal)):
+        f = float(value)
+        if math.isnan(f):
+            return "–"
+        if f.is_integer() and abs(f) >= 1000:
+            return f"{f:,.0f}"
+        if abs(f) >= 1000:
+            return f"{f:,.2f}"
+        return f"{f:.4g}"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    text = str(value)
+    return text if text.strip() else "–"
+
+
+def rows_csv(columns: list[str], rows: list[tuple]) -> str:
+    """The whole result as CSV, values as they came from the database."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue()
+
+
+def clarification(result: TurnResult) -> Message:
+    """The question back, each candidate as a button; typing a reply works too."""
+    prompt = (result.clarification or result.answer or "Could you say more?").strip()
+    blocks: list[dict] = [_markdown(prompt)]
+    options = result.options[:MAX_BUTTONS]
+    if options:
+        blocks.append({
+            "type": "actions",
+            "block_id": "clarify",
+            "elements": [clarify_button(i, option) for i, option in enumerate(options)],
+        })
+        hint = "Pick one, or reply in this thread (no need to mention me)."
+    else:
+        hint = "Reply in this thread (no need to mention me)."
+    blocks.append(_context(hint))
+    return {"text": _fallback(prompt), "blocks": blocks}
+
+
+def clarify_button(index: int, option: str) -> dict:
+    label = option if len(option) <= BUTTON_CHARS else option[: BUTTON_CHARS - 1] + "…"
+    return {
+        "type": "button",
+        "action_id": f"{CLARIFY_ACTION}_{index}",
+        "text": {"type": "plain_text", "text": label},
+        "value": json.dumps({"option": option})[:2000],
+    }
+
+
+def clarify_option(value: str) -> str:
+    """The option text carried by a clarification button's value."""
+    return str(json.loads(value)["option"])
+
+
+def choice_made(blocks: list[dict], user: str, option: str) -> list[dict]:
+    """The clarification message after a click: buttons replaced by who chose what."""
+    kept = [b for b in blocks if b.get("type") not in ("actions", "context")]
+    return [*kept, _context(f"<@{user}> chose *{_escape(option)}*")]
+
+
+def failure(message: str, kind: str | None = None, trace_id: str = "") -> Message:
+    """A short, human error; the message itself says what to try next."""
+    text = (message or "").strip() or INTERNAL
+    blocks: list[dict] = [_markdown(f":warning: {text}")]
+    if trace_id:
+        blocks.append(_context(f"ref `{trace_id}`"))
+        if kind not in ("empty", "too_long"):  # worth telling us when a real question failed
+            blocks.append(feedback_block(trace_id))
+    return {"text": _fallback(text), "blocks": blocks}
+
+
+def refusal() -> str:
+    return ("Sorry, I can only answer questions from people and channels I've been set up "
+            "for. Ask whoever runs fundbot to add you.")
+
+
+def help_message() -> Message:
+    text = ("Ask me about the fund's portfolio in plain words, e.g. "
+            "_how much did we put into Databricks, and what is it worth now?_ "
+            "I'll answer in a thread and show the SQL I ran.")
+    return {"text": text, "blocks": [_section(text)]}
+
+
+SUGGESTED_PROMPTS = [
+    {"title": "Biggest positions",
+     "message": "What are our ten largest positions by current value?"},
+    {"title": "Capital deployed",
+     "message": "How much did we invest in each of the last three years?"},
+    {"title": "One company",
+     "message": "How much did we put into Databricks, and what is it worth now?"},
+]
+
+
+def feedback_block(trace_id: str) -> dict:
+    return {
+        "type": "context_actions",
+        "elements": [{
+            "type": "feedback_buttons",
+            "action_id": FEEDBACK_ACTION,
+            "positive_button": {"text": {"type": "plain_text", "text": "Good answer"},
+                                "accessibility_label": "Mark this answer as good",
+                                "value": f"up|{trace_id}"},
+            "negative_button": {"text": {"type": "plain_text", "text": "Wrong answer"},
+                                "accessibility_label": "Mark this answer as wrong",
+                                "value": f"down|{trace_id}"},
+        }],
+    }
+
+
+def parse_feedback(value: str) -> tuple[str, str]:
+    """("up" | "down", trace_id) from a feedback button's value."""
+    vote, _, trace_id = value.partition("|")
+    if vote not in ("up", "down") or not trace_id:
+        raise ValueError(f"not a feedback value: {value!r}")
+    return vote, trace_id
+
+
+def feedback_thanks(vote: str, trace_id: str) -> Message:
+    """The ephemeral reply to a vote, offering a comment."""
+    text = "Thanks, noted." if vote == "up" else "Thanks, noted. What was wrong?"
+    return {
+        "text": text,
+        "blocks": [
+            _section(text),
+            {"type": "actions", "elements": [{
+                "type": "button",
+                "action_id": COMMENT_ACTION,
+                "text": {"type": "plain_text", "text": "Add a comment"},
+                "value": f"{vote}|{trace_id}",
+            }]},
+        ],
+    }
+
+
+def feedback_modal(vote: str, trace_id: str) -> dict:
+    """A modal asking for an optional comment on a vote."""
+    label = "What was wrong?" if vote == "down" else "Anything to add?"
+    return {
+        "type": "modal",
+        "callback_id": FEEDBACK_MODAL,
+        "private_metadata": json.dumps({"vote": vote, "trace_id": trace_id}),
+        "title": {"type": "plain_text", "text": "Feedback"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Skip"},
+        "blocks": [{
+            "type": "input",
+            "block_id": "comment",
+            "label": {"type": "plain_text", "text": label},
+            "element": {"type": "plain_text_input", "action_id": "text", "multiline": True,
+                        "max_length": 2000},
+        }],
+    }
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_CHARS]}}
+
+
+def _markdown(text: str) -> dict:
+    # The markdown block takes standard Markdown, which is what the model writes.
+    return {"type": "markdown", "text": text[:MARKDOWN_CHARS]}
+
+
+def _context(text: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_CHARS]}]}
+
+
+def _cell(text: str) -> dict:
+    return {"type": "raw_text", "text": text or "–"}
+
+
+def _code(sql: str, limit: int) -> str:
+    body = sql.strip().replace("```", "'''")
+    if len(body) > limit:
+        body = body[: limit - 1] + "…"
+    return f"```{body}```"
+
+
+def _escape(text: str) -> str:
+    # Slack mrkdwn needs only these three escaped.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fallback(text: str) -> str:
+    return text if len(text) <= FALLBACK_CHARS else text[: FALLBACK_CHARS - 1] + "…"

@@ -1,0 +1,223 @@
+"""The bridge between Slack and the core: queue a question, show that it's working, call
+`run_turn`, and post what it returns. Listeners call `ask`/`choose` on the request thread;
+everything slow happens on the dispatcher's workers, one job at a time per thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.slack import render
+from bot.slack.worker import Dispatcher, Overloaded
+from states.machine import Deps, run_turn
+from states.ports import TurnResult
+
+log = logging.getLogger(__name__)
+
+WORKING_STATUS = "is looking into it…"
+PLACEHOLDER_WAIT_S = 30.0  # how long a turn waits for its placeholder before posting fresh
+TITLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One message for the bot: where it was asked and what it said."""
+
+    channel: str
+    thread_ts: str  # the thread's root: event.thread_ts or event.ts
+    text: str
+    user: str | None
+    assistant: bool = False  # a DM thread: show status in the assistant panel if we can
+
+    @property
+    def thread_id(self) -> str:
+        return thread_id(self.channel, self.thread_ts)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A click on a clarification button."""
+
+    channel: str
+    thread_ts: str
+    message_ts: str  # the clarification message, to show the choice on it
+    blocks: list
+    option: str
+    user: str
+
+
+def thread_id(channel: str, thread_ts: str) -> str:
+    """The core's conversation key for a Slack thread."""
+    return f"{channel}:{thread_ts}"
+
+
+class Responder:
+    """Runs the core for Slack messages and posts the results."""
+
+    def __init__(self, deps: Deps, client: WebClient, dispatcher: Dispatcher):
+        self.deps = deps
+        self.client = client
+        self.dispatcher = dispatcher
+
+    # ------------------------------------------------- called on the request thread
+
+    def ask(self, ask: Ask) -> None:
+        """Queue a question; a placeholder (or assistant status) appears at once."""
+        working: Future = Future()
+        try:
+            ahead = self.dispatcher.submit(ask.thread_id, lambda: self._answer(ask, working))
+        except Overloaded:
+            log.warning("overloaded; turning away a question in %s", ask.thread_id)
+            self.dispatcher.ui(lambda: self._post(ask.channel, ask.thread_ts,
+                                                  render.failure(render.OVERLOADED)))
+            return
+        self.dispatcher.ui(lambda: _settle(working, lambda: self._show_working(ask, ahead)))
+
+    def choose(self, choice: Choice) -> None:
+        """Queue a clarification click; it answers exactly as typing the option would."""
+        try:
+            self.dispatcher.submit(thread_id(choice.channel, choice.thread_ts),
+                                   lambda: self._chosen(choice))
+        except Overloaded:
+            self.dispatcher.ui(lambda: self._post(choice.channel, choice.thread_ts,
+                                                  render.failure(render.OVERLOADED)))
+
+    def refuse(self, channel: str, thread_ts: str, user: str | None, dm: bool) -> None:
+        """A polite no, seen only by the asker where Slack allows it."""
+        def post() -> None:
+            text = render.refusal()
+            if dm or not user:
+                self._post(channel, thread_ts, {"text": text})
+            else:
+                self.client.chat_postEphemeral(channel=channel, user=user, text=text,
+                                               thread_ts=thread_ts)
+        self.dispatcher.ui(post)
+
+    # ---------------------------------------------------------- on the workers
+
+    def _answer(self, ask: Ask, working: Future) -> None:
+        if ask.assistant:
+            self._title_if_new(ask)
+        result, seconds = self._run(ask.thread_id, ask.text, ask.user)
+        try:
+            placeholder = working.result(timeout=PLACEHOLDER_WAIT_S)
+        except TimeoutError:  # the placeholder never came; post the answer fresh
+            placeholder = None
+        self._deliver(ask.channel, ask.thread_ts, placeholder, result, seconds)
+
+    def _chosen(self, choice: Choice) -> None:
+        conv = self.deps.store.load(thread_id(choice.channel, choice.thread_ts))
+        pending = conv.pending
+        if conv.status != "clarify" or pending is None or (
+                pending.options and choice.option not in pending.options):
+            # An old button: its question was answered (by a typed reply or another click).
+            self.client.chat_postEphemeral(channel=choice.channel, user=choice.user,
+                                           thread_ts=choice.thread_ts, text=render.STALE_CHOICE)
+            return
+        try:
+            self.client.chat_update(channel=choice.channel, ts=choice.message_ts,
+                                    text=f"Chose {choice.option}",
+                                    blocks=render.choice_made(choice.blocks, choice.user,
+                                                              choice.option))
+        except SlackClientError:
+            log.warning("could not mark the clarification as answered", exc_info=True)
+        placeholder = self._placeholder(choice.channel, choice.thread_ts, 0)
+        result, seconds = self._run(thread_id(choice.channel, choice.thread_ts), choice.option,
+                                    choice.user)
+        self._deliver(choice.channel, choice.thread_ts, placeholder, result, seconds)
+
+    def _run(self, key: str, text: str, user: str | None) -> tuple[TurnResult, float]:
+        start = time.monotonic()
+        try:
+            result = run_turn(self.deps, key, text, user=user)
+        except Exception:  # run_turn should not raise; if it does, the user still hears back
+            log.exception("run_turn raised for %s", key)
+            result = TurnResult(thread_id=key, state="failed", answer=render.INTERNAL,
+                                error_kind="internal")
+        return result, time.monotonic() - start
+
+    def _deliver(self, channel: str, thread_ts: str, placeholder: str | None,
+                 result: TurnResult, seconds: float) -> None:
+        message = render.result_message(result, seconds)
+        posted = self._replace_or_post(channel, thread_ts, placeholder, message)
+        if not posted:
+            # Slack refused the rich message (say, a block it doesn't take): plain text still helps.
+            plain = {"text": (result.answer or result.clarification or render.INTERNAL)[:3000]}
+            self._replace_or_post(channel, thread_ts, placeholder, plain)
+        if result.state == "answered" and (len(result.rows) > render.TABLE_ROWS
+                                           or result.truncated):
+            self._upload_csv(channel, thread_ts, result)
+
+    def _replace_or_post(self, channel: str, thread_ts: str, placeholder: str | None,
+                         message: render.Message) -> bool:
+        if placeholder:
+            try:
+                self.client.chat_update(channel=channel, ts=placeholder, **message)
+                return True
+            except SlackApiError as err:
+                log.warning("chat.update failed (%s); posting instead", err.response.get("error"))
+        try:
+            self._post(channel, thread_ts, message)
+            return True
+        except SlackClientError:
+            log.exception("could not post to %s", channel)
+            return False
+
+    def _upload_csv(self, channel: str, thread_ts: str, result: TurnResult) -> None:
+        name = f"fundbot-{result.trace_id or 'result'}.csv"
+        try:
+            self.client.files_upload_v2(
+                channel=channel, thread_ts=thread_ts, filename=name, title=name,
+                content=render.rows_csv(result.columns, result.rows),
+            )
+        except SlackClientError:
+            log.exception("CSV upload failed for %s", result.trace_id)
+
+    # ------------------------------------------------------------- Slack bits
+
+    def _show_working(self, ask: Ask, ahead: int) -> str | None:
+        """Set the assistant status, or post a placeholder; returns the placeholder's ts."""
+        if ask.assistant:
+            try:
+                self.client.assistant_threads_setStatus(
+                    channel_id=ask.channel, thread_ts=ask.thread_ts, status=WORKING_STATUS)
+                return None
+            except SlackApiError:
+                pass  # a plain DM thread, not the assistant panel: fall back to a placeholder
+        return self._placeholder(ask.channel, ask.thread_ts, ahead)
+
+    def _placeholder(self, channel: str, thread_ts: str, ahead: int) -> str | None:
+        try:
+            return self._post(channel, thread_ts, render.working(ahead))["ts"]
+        except SlackClientError:
+            log.warning("could not post a placeholder in %s", channel, exc_info=True)
+            return None
+
+    def _title_if_new(self, ask: Ask) -> None:
+        conv = self.deps.store.load(ask.thread_id)
+        if conv.history or conv.status != "idle":
+            return
+        title = ask.text if len(ask.text) <= TITLE_CHARS else ask.text[: TITLE_CHARS - 1] + "…"
+        try:
+            self.client.assistant_threads_setTitle(channel_id=ask.channel,
+                                                   thread_ts=ask.thread_ts, title=title)
+        except SlackApiError:
+            pass  # not an assistant-panel thread
+
+    def _post(self, channel: str, thread_ts: str, message: render.Message) -> dict:
+        return self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message).data
+
+
+def _settle(future: Future, fn) -> None:
+    """Resolve `future` with fn()'s value, or None if it raised, so no waiter hangs."""
+    value = None
+    try:
+        value = fn()
+    finally:
+        future.set_result(value)

@@ -1,0 +1,109 @@
+"""A bounded worker pool that runs jobs for one key (a Slack thread) one at a time, in order.
+
+Different keys run in parallel on up to `workers` threads. A key never holds more than one
+worker: its jobs wait in a per-key queue, and after each job the key goes to the back of the
+pool's queue so one busy thread cannot starve the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], object]
+
+
+class Overloaded(Exception):
+    """More jobs are waiting than the dispatcher accepts; the caller should say so."""
+
+
+class Dispatcher:
+    """Per-key serial, cross-key parallel execution on a bounded thread pool."""
+
+    def __init__(self, workers: int = 4, max_pending: int = 1000, ui_workers: int = 4):
+        self.workers = max(1, workers)
+        self.max_pending = max_pending
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fundbot-turn")
+        # Short Slack-only calls (placeholders, refusals, modals) must not wait behind slow turns.
+        self._ui = ThreadPoolExecutor(max_workers=max(1, ui_workers), thread_name_prefix="fundbot-ui")
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[Job]] = {}  # a key is present while a drainer owns it
+        self._pending = 0  # jobs accepted and not yet finished
+        self._idle = threading.Condition(self._lock)
+        self._closed = False
+
+    def submit(self, key: str, job: Job) -> int:
+        """Queue `job` behind the key's earlier jobs; returns how many jobs were ahead of it."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("dispatcher is shut down")
+            if self._pending >= self.max_pending:
+                raise Overloaded(f"{self._pending} jobs waiting")
+            self._pending += 1
+            queue = self._queues.get(key)
+            if queue is not None:
+                queue.append(job)
+                return len(queue)  # the running job is not in the queue, so this counts it
+            self._queues[key] = deque([job])
+        self._pool.submit(self._drain_one, key)
+        return 0
+
+    def busy(self, key: str) -> bool:
+        """True while the key has a job running or waiting."""
+        with self._lock:
+            return key in self._queues
+
+    def ui(self, fn: Callable[[], object]) -> Future:
+        """Run a quick Slack-only call off the request thread, outside the per-key order."""
+        return self._ui.submit(_logged, fn)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every accepted job has finished; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def shutdown(self, wait: bool = True, timeout: float | None = 30.0) -> None:
+        """Stop accepting jobs; with `wait`, finish the ones already accepted first."""
+        with self._lock:
+            self._closed = True
+        if wait:
+            self.join(timeout)
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._ui.shutdown(wait=wait, cancel_futures=not wait)
+
+    def _drain_one(self, key: str) -> None:
+        with self._lock:
+            job = self._queues[key].popleft()
+        try:
+            _logged(job)
+        finally:
+            with self._lock:
+                self._pending -= 1
+                more = bool(self._queues[key])
+                if not more:
+                    del self._queues[key]
+                if self._pending == 0:
+                    self._idle.notify_all()
+            if more:
+                try:
+                    self._pool.submit(self._drain_one, key)
+                except RuntimeError:  # pool shut down without waiting: drop the rest
+                    log.warning("dropping queued jobs for %s at shutdown", key)
+
+
+def _logged(fn: Callable[[], object]) -> object:
+    try:
+        return fn()
+    except Exception:  # a job's failure must not kill the worker or block the key
+        log.exception("background job failed")
+        return None
