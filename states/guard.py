@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
+from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
@@ -99,7 +99,17 @@ _PARAMETER_NODES: tuple[type[exp.Expr], ...] = tuple(
 )
 # sqlglot models some operators as function nodes; unnamed in the text, they are operators
 _OPERATORS = (exp.Binary, exp.Connector, exp.Unary, exp.Predicate, exp.SubqueryPredicate)
-_QUERY_HEADS = frozenset({"SELECT", "WITH", "FROM", "(", "VALUES", "TABLE"})
+# DuckDB statements that are not queries, for texts sqlglot cannot parse
+_STATEMENT_HEADS = frozenset(
+    {
+        "INSERT", "UPDATE", "DELETE", "DROP", "CREATE", "ALTER", "TRUNCATE", "ATTACH",
+        "DETACH", "COPY", "EXPORT", "IMPORT", "INSTALL", "FORCE", "LOAD", "SET", "RESET",
+        "PRAGMA", "CALL", "VACUUM", "CHECKPOINT", "USE", "BEGIN", "START", "COMMIT",
+        "ROLLBACK", "ABORT", "EXPLAIN", "DESCRIBE", "SHOW", "SUMMARIZE", "GRANT", "REVOKE",
+        "MERGE", "UPSERT", "PREPARE", "EXECUTE", "DEALLOCATE", "ANALYZE", "COMMENT", "PIVOT",
+        "UNPIVOT", "UPDATE_EXTENSIONS",
+    }
+)
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 _MAX_PROBLEMS = 5  # problems listed in one refusal; more would drown the first
 
@@ -143,7 +153,7 @@ def _refuse_unparsable(sql: str) -> None:
     if len(heads) > 1:
         raise QueryError("refused", f"exactly one statement is allowed, found {len(heads)} "
                          f"({', '.join(heads)}); send a single SELECT", sql)
-    if heads and heads[0] not in _QUERY_HEADS:
+    if heads and heads[0] in _STATEMENT_HEADS:
         raise QueryError("refused", "only read-only queries (SELECT, WITH ... SELECT) are "
                          f"allowed; this statement is {heads[0]}", sql)
 
@@ -203,7 +213,7 @@ def _functions(statement: exp.Expr, sql: str) -> tuple[set[str], list[str]]:
         written, canonical = _function_names(node, sql)
         if written is None and isinstance(node, _OPERATORS):
             continue  # AND, EXISTS, a ** b, s ~ 'x': operators, not calls
-        name = written or sorted(canonical)[0]
+        name = written or min(canonical)
         used.add(name)
         ok = written in ALLOWED_FUNCTIONS if written else bool(canonical & ALLOWED_FUNCTIONS)
         if not ok and written is None and _inside_allowed_call(node, sql):
@@ -345,9 +355,9 @@ def _is_alias_ref(scope: Scope, col: exp.Column, name: str) -> bool:
     if not isinstance(expr, exp.Select):
         return False
     for projection in expr.expressions:
-        if isinstance(projection, exp.Alias) and projection.alias.lower() == name:
-            if not any(a is projection for a in _ancestors(col)):
-                return True
+        if (isinstance(projection, exp.Alias) and projection.alias.lower() == name
+                and not any(a is projection for a in _ancestors(col))):
+            return True
     return False
 
 
@@ -457,11 +467,11 @@ def _table_problems(table: exp.Table) -> list[str]:
         fn = table.this
         name = fn.name if isinstance(fn, exp.Anonymous) else (
             fn.sql_name() if isinstance(fn, exp.Func) else fn.sql(DIALECT))
-        return [f"table function {name.lower()}() is not allowed: queries may only read "
-                "the catalogue tables (no files, no generated series, no system views)"]
+        return [(f"table function {name.lower()}() is not allowed: queries may only read "
+                 "the catalogue tables (no files, no generated series, no system views)")]
     if table.args.get("catalog") or (table.db and table.db.lower() != "main"):
-        return [f"{table.sql(DIALECT)}: only the tables of the main schema are available; "
-                "drop the qualifier"]
+        return [(f"{table.sql(DIALECT)}: only the tables of the main schema are available; "
+                 "drop the qualifier")]
     return []
 
 
@@ -518,7 +528,7 @@ def check(sql: str, catalog: Catalog, max_rows: int) -> str:
     _analyze_query(statement, catalog, an)
     problems += [_unknown_table_message(t, catalog) for t in sorted(an.unknown_tables)]
     problems += sorted(set(an.unknown_columns))
-    used, refused_fns = _functions(statement, sql)
+    _, refused_fns = _functions(statement, sql)
     if refused_fns:
         problems.append(
             f"function(s) not allowed: {', '.join(sorted(set(refused_fns)))}; use standard "
