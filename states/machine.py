@@ -121,7 +121,10 @@ def mermaid() -> str:
     model = _Model()
     GraphMachine(model=model, graph_engine="mermaid", show_conditions=True,
                  title="fundbot", **_config(S.UNDERSTAND))
-    return model.get_graph().draw(None)
+    drawing = model.get_graph().draw(None)
+    # drop the highlight styling of the "current" state: a static diagram has none
+    return "\n".join(line for line in drawing.splitlines()
+                     if not line.strip().startswith(("classDef", "Class "))).strip() + "\n"
 
 
 @dataclass
