@@ -1,0 +1,141 @@
+"""The `fundbot` command end to end: the real openai client against a fake chat-completions
+server on 127.0.0.1, the real DuckDB warehouse, the real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.fakes.fake_openai import FakeOpenAI
+
+SQL_DB = ("SELECT sum(i.amount_usd) AS invested FROM investments i "
+          "JOIN companies c ON c.company_id = i.company_id "
+          "WHERE c.company_name = 'Databricks, Inc.'")
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, sample_db, fake):
+    values = {
+        "FUNDBOT_ENV_FILE": str(tmp_path / "no.env"),
+        "FUNDBOT_DB": sample_db,
+        "FUNDBOT_STATE": str(tmp_path / "state.sqlite3"),
+        "FUNDBOT_TODAY": "2026-10-15",
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": "sk-test-cli-SECRET",
+        "FUNDBOT_MODEL": "fake-model",
+        "FUNDBOT_LLM_RETRIES": "1",
+    }
+    for k in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    return values
+
+
+def run_json(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def test_ask_json_contract_happy_path(env, fake, capsys):
+    fake.enqueue_tool_call(SQL_DB).enqueue_text("We invested $X in Databricks, Inc.")
+    code, obj = run_json(capsys, "ask", "--json",
+                         "How much did we invest in databricks?")
+    assert code == 0
+    assert set(obj) >= {"thread", "state", "answer", "sql", "columns", "rows", "clarification",
+                        "options", "trace_id", "llm_calls", "timings_ms"}
+    assert obj["state"] == "answered" and obj["sql"] == SQL_DB and obj["llm_calls"] == 2
+    assert obj["columns"] == ["invested"] and len(obj["rows"]) == 1
+    assert isinstance(obj["rows"][0][0], (int, float)) and obj["rows"][0][0] > 0
+    assert obj["thread"].startswith("cli-") and obj["clarification"] is None
+    # the real client sent our tool and the resolved company to the fake endpoint
+    first = fake.chat_requests[0]
+    assert first.body["tools"][0]["function"]["name"] == "sql_query"
+    assert "Databricks, Inc." in json.dumps(first.body["messages"])
+    assert first.auth_matches("sk-test-cli-SECRET")
+
+
+def test_ask_json_clarify_then_thread_continues(env, fake, capsys):
+    code, obj = run_json(capsys, "ask", "--json", "What has Adam invested in?")
+    assert code == 0 and obj["state"] == "clarify" and obj["llm_calls"] == 0
+    assert obj["options"] == ["Adam Brooks", "Adam Levin"] and not fake.chat_requests
+    sql = ("SELECT c.company_name FROM investments i JOIN general_partners g ON "
+           "g.gp_id = i.lead_gp_id JOIN companies c ON c.company_id = i.company_id "
+           "WHERE g.full_name = 'Adam Levin'")
+    fake.enqueue_tool_call(sql).enqueue_text("Adam Levin led these deals.")
+    code, obj2 = run_json(capsys, "ask", "--json", "--thread", obj["thread"], "Adam Levin")
+    assert code == 0 and obj2["state"] == "answered" and obj2["sql"] == sql
+    assert obj2["thread"] == obj["thread"] and obj2["rows"]
+    assert "What has Adam invested in?" in json.dumps(fake.chat_requests[0].body["messages"])
+
+
+def test_ask_json_llm_down_is_a_clear_failure(env, fake, capsys):
+    fake.enqueue_error(500).enqueue_error(500)
+    code, obj = run_json(capsys, "ask", "--json", "How much did we invest in databricks?")
+    assert code == 1 and obj["state"] == "failed" and obj["error_kind"] == "llm"
+    assert "language model" in obj["answer"] and "SECRET" not in json.dumps(obj)
+
+
+def test_ask_without_llm_configured_names_the_settings(monkeypatch, env, capsys):
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    code = main(["ask", "hello"])
+    err = capsys.readouterr().err
+    assert code == 2 and "OPENAI_API_KEY" in err and "OPENAI_BASE_URL" in err
+    assert "Ollama" in err and "Databricks" in err
+
+
+def test_sql_json_rows(env, capsys):
+    code, obj = run_json(capsys, "sql", "--json",
+                         "SELECT fund_name, vintage_year FROM funds ORDER BY fund_id")
+    assert code == 0 and obj["columns"] == ["fund_name", "vintage_year"]
+    assert len(obj["rows"]) >= 8 and all(isinstance(r[1], int) for r in obj["rows"])
+
+
+def test_sql_json_refused_exit_2(env, capsys):
+    code, obj = run_json(capsys, "sql", "--json", "DROP TABLE investments")
+    assert code == 2 and obj["error"]["kind"] == "refused" and obj["error"]["message"]
+
+
+def test_sql_json_failure_exit_1(env, capsys):
+    code, obj = run_json(capsys, "sql", "--json", "SELECT 1/0::INTEGER + 'x' FROM funds")
+    assert code in (1, 2) and obj["error"]["kind"] in {"binder", "runtime", "refused", "parse"}
+    code, obj = run_json(capsys, "sql", "--json", "SELEC fund_name FROM funds")
+    assert code in (1, 2) and obj["error"]["kind"] in {"parse", "refused"}
+
+
+def test_missing_warehouse_names_db_init(monkeypatch, env, tmp_path, capsys):
+    monkeypatch.setenv("FUNDBOT_DB", str(tmp_path / "missing.duckdb"))
+    code = main(["sql", "SELECT 1"])
+    assert code == 1 and "fundbot db init" in capsys.readouterr().err
+
+
+def test_diagram_prints_mermaid(capsys):
+    assert main(["diagram"]) == 0
+    assert "stateDiagram-v2" in capsys.readouterr().out
+
+
+def test_console_script_as_a_user_runs_it(env, fake, tmp_path):
+    """One real process: the installed entry point, .env-free environment, JSON on stdout."""
+    fake.enqueue_tool_call("SELECT count(*) AS n FROM funds").enqueue_text("We have 8 funds.")
+    exe = Path(sys.executable).with_name("fundbot")
+    proc = subprocess.run([str(exe), "ask", "--json", "How many funds do we have?"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    assert obj["state"] == "answered" and obj["rows"][0][0] >= 8
+    assert "SECRET" not in proc.stdout + proc.stderr
