@@ -67,7 +67,7 @@ ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
         "jaro_winkler_similarity", "jarowinkler_similarity", "jaro_similarity", "jaccard",
         "levenshtein", "editdist3", "damerau_levenshtein", "hamming", "mismatches", "lpad",
         "rpad", "pad", "left", "right", "strip_accents", "format", "printf", "reverse",
-        "repeat", "position", "strpos", "str_position", "instr", "initcap", "ascii", "chr",
+        "repeat", "position", "strpos", "str_position", "instr", "ascii", "chr",
         "string_split", "str_split", "split", "string_to_array", "array_to_string",
         # math
         "round", "floor", "ceil", "ceiling", "abs", "ln", "log", "log10", "log2", "exp",

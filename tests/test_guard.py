@@ -1,0 +1,507 @@
+"""The SQL guard: refusals, acceptances (checked by running them), analysis, row cap."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from schemas.catalog import build_catalog
+from states.guard import ALLOWED_FUNCTIONS, analyze, check
+from states.ports import QueryError
+from tests.warehouse_fixture import make_db
+
+CAP = 1000
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory):
+    path = make_db(tmp_path_factory.mktemp("guard") / "fund.duckdb")
+    c = duckdb.connect(path, read_only=True)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def catalog(con):
+    return build_catalog(con, {})
+
+
+def _rows(con, sql: str) -> list[str]:
+    """Rows as comparable text; floats to 12 digits (sqlglot writes log2(x) as log(2, x))."""
+    def norm(v):
+        return f"{v:.12g}" if isinstance(v, float) else repr(v)
+
+    return sorted(repr(tuple(norm(v) for v in r)) for r in con.execute(sql).fetchall())
+
+
+# ---------------------------------------------------------------------- refusals
+
+HOSTILE = [
+    # DML / DDL
+    ("insert into funds values (9, 'x', 2020, 1, 'x', 'x')", "INSERT"),
+    ("update funds set status = 'closed'", "UPDATE"),
+    ("delete from funds", "DELETE"),
+    ("drop table funds", "DROP"),
+    ("create table x as select 1", "CREATE"),
+    ("create temp table x as select * from funds", "CREATE"),
+    ("create view v as select * from funds", "CREATE"),
+    ("create macro m(a) as a", "CREATE"),
+    ("alter table funds add column x int", "ALTER"),
+    ("truncate funds", "TRUNCATE"),
+    ("update funds set status = 'x' returning *", "UPDATE"),
+    ("with d as (delete from funds returning *) select * from d", "DELETE"),
+    ("select * into newt from funds", "INTO"),
+    # several statements, some hidden after comments
+    ("select 1; drop table funds", "exactly one statement"),
+    ("select 1; -- harmless\ndelete from funds", "exactly one statement"),
+    ("select * from funds /* ; */ ; select 2", "exactly one statement"),
+    ("SELECT * FROM FUNDS; DROP TABLE FUNDS; --", "exactly one statement"),
+    ("select 1; export database '/tmp/x'", "exactly one statement"),
+    # the database and the session
+    ("attach '/tmp/x.duckdb' as x", "ATTACH"),
+    ("detach x", "DETACH"),
+    ("copy funds to '/tmp/funds.csv'", "COPY"),
+    ("copy (select * from funds) to '/tmp/f.parquet' (format parquet)", "COPY"),
+    ("export database '/tmp/exp'", "EXPORT"),
+    ("import database '/tmp/exp'", "IMPORT"),
+    ("install httpfs", "INSTALL"),
+    ("load httpfs", "LOAD"),
+    ("set memory_limit = '100GB'", "SET"),
+    ("set enable_external_access = true", "SET"),
+    ("reset memory_limit", "RESET"),
+    ("pragma database_list", "PRAGMA"),
+    ("call pragma_version()", "CALL"),
+    ("vacuum", "VACUUM"),
+    ("checkpoint", "CHECKPOINT"),
+    ("explain select * from funds", "EXPLAIN"),
+    ("describe funds", "DESCRIBE"),
+    ("summarize funds", "SUMMARIZE"),
+    ("show tables", "SHOW"),
+    ("use memory", "USE"),
+    ("begin transaction", "TRANSACTION"),
+    ("values (1), (2)", "VALUES"),
+    ("pivot funds on strategy using sum(committed_capital_usd)", "PIVOT"),
+    # files, table functions, system catalogues
+    ("select * from read_csv('/etc/passwd')", "read_csv"),
+    ("select * from read_csv_auto('/etc/passwd')", "read_csv_auto"),
+    ("select * from read_csv(['/etc/passwd'])", "read_csv"),
+    ("select * from read_parquet('x.parquet')", "read_parquet"),
+    ("select * from read_json('x.json')", "read_json"),
+    ("select * from read_json_auto('x.json')", "read_json_auto"),
+    ("select * from read_text('/etc/passwd')", "read_text"),
+    ("select * from read_blob('/etc/passwd')", "read_blob"),
+    ("select * from glob('/etc/*')", "glob"),
+    ("select * from parquet_scan('x.parquet')", "parquet_scan"),
+    ("select * from sniff_csv('/etc/passwd')", "sniff_csv"),
+    ("select * from '/etc/passwd'", "file path"),
+    ("select * from 'https://example.com/x.csv'", "file path"),
+    ("select * from query('select 1')", "query"),
+    ("select * from query_table('funds')", "query_table"),
+    ("select * from duckdb_settings()", "duckdb_settings"),
+    ("select * from duckdb_tables()", "duckdb_tables"),
+    ("select * from duckdb_secrets()", "duckdb_secrets"),
+    ("select * from pragma_table_info('funds')", "pragma_table_info"),
+    ("select * from range(1000000000)", "table function"),
+    ("select * from generate_series(1, 10)", "table function"),
+    ("select * from funds, unnest([1, 2, 3])", "table function"),
+    ("select * from funds join read_text('/etc/hosts') on true", "read_text"),
+    ("select (select content from read_text('/etc/passwd'))", "read_text"),
+    ("with x as (select * from read_csv('/etc/passwd')) select * from x", "read_csv"),
+    ("select * from information_schema.tables", "main schema"),
+    ("select * from other.main.funds", "main schema"),
+    ("select * from temp.funds", "main schema"),
+    # unknown names
+    ("select * from duckdb_columns", "unknown table"),
+    ("select * from sqlite_master", "unknown table"),
+    ("select * from fundz", "Did you mean funds"),
+    ("select fund_name from funds where fund_id = (select fund_id from investmentz)",
+     "unknown table investmentz"),
+    ("select fund_nam from funds", "column fund_nam does not exist"),
+    ("select f.nope from funds f", "column f.nope does not exist"),
+    ("select fund_name, bogus_col from funds union select company_name, sector from companies",
+     "bogus_col"),
+    ("with c as (select fund_id from funds) select c.fund_name from c", "c.fund_name"),
+    # functions outside the vocabulary
+    ("select getenv('HOME')", "getenv"),
+    ("select current_setting('memory_limit')", "current_setting"),
+    ("select version()", "version"),
+    ("select range(10)", "range"),
+    ("select \"read_csv\"('/etc/passwd')", "read_csv"),
+    ("select error('boom')", "error"),
+    ("select list_transform([1, 2], x -> x + 1)", "list_transform"),
+    ("select columns('.*') from funds", "columns"),
+    ("select uuid()", "uuid"),
+    ("select txid_current()", "txid_current"),
+    # constructs refused on purpose
+    ("with recursive r(n) as (select 1 union all select n + 1 from r) select * from r",
+     "RECURSIVE"),
+    ("select * from funds pivot (sum(committed_capital_usd) for strategy in ('Growth'))",
+     "PIVOT"),
+    ("select * from funds where fund_id = $1", "parameters"),
+    ("select * from funds where fund_id = ?", "parameters"),
+    ("", "empty"),
+    ("-- only a comment", "no statement"),
+]
+
+
+@pytest.mark.parametrize(("sql", "fragment"), HOSTILE, ids=[h[0][:40] for h in HOSTILE])
+def test_refused(catalog, sql, fragment):
+    with pytest.raises(QueryError) as info:
+        check(sql, catalog, CAP)
+    assert info.value.kind == "refused"
+    assert fragment.lower() in info.value.message.lower()
+    assert info.value.sql == sql
+
+
+def test_there_are_enough_hostile_cases():
+    assert len(HOSTILE) >= 40
+
+
+@pytest.mark.parametrize("sql", ["select 'unterminated", "selec * from funds", "select (1"])
+def test_parse_errors(catalog, sql):
+    with pytest.raises(QueryError) as info:
+        check(sql, catalog, CAP)
+    assert info.value.kind == "parse"
+    assert "\x1b" not in info.value.message  # no terminal colour codes for the model
+
+
+def test_unknown_column_lists_the_valid_columns(catalog):
+    with pytest.raises(QueryError) as info:
+        check("select i.amount from investments i", catalog, CAP)
+    msg = info.value.message
+    assert "i.amount does not exist" in msg
+    for col in ("amount_usd", "investment_date", "ownership_pct", "round_name"):
+        assert col in msg
+
+
+def test_recursive_refusal_says_why(catalog):
+    with pytest.raises(QueryError) as info:
+        check("with recursive t(n) as (select 1 union all select n+1 from t where n < 5) "
+              "select n from t", catalog, CAP)
+    assert "without bound" in info.value.message
+
+
+def test_several_problems_reported_at_once(catalog):
+    with pytest.raises(QueryError) as info:
+        check("select nope, getenv('X') from fundz", catalog, CAP)
+    assert "fundz" in info.value.message and "getenv" in info.value.message
+
+
+def test_allow_list_has_no_dangerous_names():
+    dangerous = {"read_csv", "read_text", "read_blob", "read_parquet", "read_json", "glob",
+                 "query", "query_table", "getenv", "current_setting", "range",
+                 "generate_series", "error", "sniff_csv", "parquet_scan", "unnest"}
+    assert not dangerous & ALLOWED_FUNCTIONS
+    assert all(name == name.lower() for name in ALLOWED_FUNCTIONS)
+
+
+# ------------------------------------------------------------------- acceptances
+
+ACCEPTED = [
+    "select * from funds",
+    "from funds",
+    ("select f.fund_name, sum(i.amount_usd) as invested from funds f join investments i "
+    "on i.fund_id = f.fund_id group by all order by invested desc"),
+    ("with latest as (select company_id, fund_id, fair_value_usd, row_number() over "
+    "(partition by company_id, fund_id order by valuation_date desc) rn from valuations) "
+    "select c.company_name, sum(fair_value_usd) from latest join companies c "
+    "using (company_id) where rn = 1 group by c.company_name"),
+    ("select company_id, fund_id, fair_value_usd from valuations qualify row_number() over "
+    "(partition by company_id, fund_id order by valuation_date desc) = 1"),
+    "select company_name from companies union select fund_name from funds order by 1",
+    "select company_name from companies union all select fund_name from funds",
+    ("select company_name from companies intersect select company_name from companies "
+    "where sector = 'Fintech'"),
+    ("select company_name from companies except select company_name from companies "
+    "where status = 'exited'"),
+    ("select full_name from general_partners "
+    "where jaro_winkler_similarity(lower(first_name), 'adam') > 0.9"),
+    ("select company_name, levenshtein(lower(company_name), 'databricks') d from companies "
+    "order by d, company_name limit 3"),
+    "select date_trunc('year', investment_date) y, count(*) from investments group by 1",
+    ("select year(investment_date), quarter(investment_date), month(investment_date), "
+    "date_diff('day', investment_date, current_date) from investments"),
+    ("select strftime(investment_date, '%Y-%m'), extract(year from investment_date), "
+    "date_part('month', investment_date), last_day(investment_date) from investments"),
+    ("select fund_name from funds where fund_id in "
+    "(select fund_id from investments where amount_usd > 10000000)"),
+    ("select fund_name from funds f where exists (select 1 from investments i "
+    "where i.fund_id = f.fund_id and amount_usd > 1)"),
+    ("select i.*, c.company_name from investments i join companies c "
+    "on c.company_id = i.company_id"),
+    "select * exclude (email) from general_partners",
+    ("select sum(amount_usd) filter (where round_name = 'Series A') as series_a "
+    "from investments"),
+    "select fund_name, vintage_year from funds order by committed_capital_usd desc limit 2",
+    ("select count(*) from investments i, valuations v "
+    "where i.company_id = v.company_id and i.fund_id = v.fund_id"),
+    ("select c.company_name, (select max(v.fair_value_usd) from valuations v "
+    "where v.company_id = c.company_id) as top_mark from companies c"),
+    ("select * from (select fund_id, count(*) n from investments group by fund_id) t "
+    "where t.n > 1"),
+    "select t.x from (values (1), (2)) t(x)",
+    "select fund_name from funds;",
+    "select fund_name from funds -- trailing comment",
+    "select fund_name from funds /* block ; comment */ where status = 'investing'",
+    'SELECT "Fund_Name" FROM "FUNDS"',
+    "select fund_name from main.funds",
+    "select sum(amount_usd) as total from investments having total > 0",
+    ("select investment_date + interval 30 day, amount_usd * 2 as dbl, dbl + 1 "
+    "from investments"),
+    "select company_name, case sector when 'Fintech' then 'F' else 'O' end from companies",
+    "select fund_id, count(*) from investments group by rollup (fund_id)",
+    ("select g.full_name, count(*) as deals from investments i join general_partners g "
+    "on g.gp_id = i.lead_gp_id group by all order by deals desc, g.full_name"),
+    ("select company_id, sum(amount_usd) over (partition by company_id order by "
+    "investment_date rows between unbounded preceding and current row) from investments"),
+    ("select company_id, lag(amount_usd) over w, lead(amount_usd) over w from investments "
+    "window w as (partition by company_id order by investment_date)"),
+    ("select e.exit_type, e.proceeds_usd / nullif(i.amount_usd, 0) as multiple from exits e "
+    "join investments i using (fund_id, company_id)"),
+    ("select company_name from companies where company_name ilike '%data%' "
+    "or company_name like 'S%' or regexp_matches(company_name, 'SE$')"),
+    ("select distinct on (company_id) company_id, valuation_date, fair_value_usd "
+    "from valuations order by company_id, valuation_date desc"),
+    "select coalesce(end_date, current_date) - start_date as days from general_partners",
+    ("select status, count(*) from companies group by status having count(*) >= 1 "
+    "order by all"),
+    "select fund_id from investments limit 10 offset 2",
+]
+
+
+def test_there_are_enough_accepted_cases():
+    assert len(ACCEPTED) >= 30
+
+
+@pytest.mark.parametrize("sql", ACCEPTED, ids=[a[:40] for a in ACCEPTED])
+def test_accepted_and_same_result(con, catalog, sql):
+    runnable = check(sql, catalog, CAP)
+    assert "LIMIT" in runnable.upper()
+    assert _rows(con, runnable) == _rows(con, sql)
+
+
+# Every function of the analytic vocabulary, written the way an analyst writes it.
+VOCABULARY = {
+    # aggregates and statistics
+    "sum": "sum(amount_usd)", "avg": "avg(amount_usd)", "count": "count(*)",
+    "count distinct": "count(distinct company_id)", "min": "min(amount_usd)",
+    "max": "max(amount_usd)", "median": "median(amount_usd)",
+    "quantile_cont": "quantile_cont(amount_usd, 0.9)",
+    "quantile_disc": "quantile_disc(amount_usd, 0.5)", "stddev": "stddev(amount_usd)",
+    "stddev_samp": "stddev_samp(amount_usd)", "stddev_pop": "stddev_pop(amount_usd)",
+    "var_samp": "var_samp(amount_usd)", "var_pop": "var_pop(amount_usd)",
+    "variance": "variance(amount_usd)", "corr": "corr(amount_usd, ownership_pct)",
+    "arg_max": "arg_max(company_id, amount_usd)", "arg_min": "arg_min(company_id, amount_usd)",
+    "max_by": "max_by(company_id, amount_usd)", "min_by": "min_by(company_id, amount_usd)",
+    "string_agg": "string_agg(round_name, ', ' order by round_name)",
+    "string_agg plain": "string_agg(round_name, ', ')", "list": "list(round_name)",
+    "array_agg": "array_agg(round_name)", "first": "first(company_id)",
+    "last": "last(company_id)", "any_value": "any_value(round_name)",
+    "mode": "mode(round_name)", "approx_count_distinct": "approx_count_distinct(company_id)",
+    "bool_and": "bool_and(amount_usd > 0)", "bool_or": "bool_or(amount_usd > 1e8)",
+    "count_if": "count_if(amount_usd > 1e7)", "product": "product(ownership_pct)",
+    "filter": "sum(amount_usd) filter (where fund_id = 1)",
+    # window functions
+    "row_number": "row_number() over (order by amount_usd)",
+    "rank": "rank() over (order by amount_usd)",
+    "dense_rank": "dense_rank() over (order by amount_usd)",
+    "percent_rank": "percent_rank() over (order by amount_usd)",
+    "cume_dist": "cume_dist() over (order by amount_usd)",
+    "ntile": "ntile(4) over (order by amount_usd)",
+    "lag": "lag(amount_usd) over (order by investment_date)",
+    "lead": "lead(amount_usd, 1) over (order by investment_date)",
+    "first_value": "first_value(amount_usd) over (partition by fund_id order by amount_usd)",
+    "last_value": "last_value(amount_usd) over (partition by fund_id order by amount_usd)",
+    "nth_value": "nth_value(amount_usd, 2) over (order by amount_usd)",
+    "sum over": "sum(amount_usd) over (partition by fund_id)",
+    # date and time
+    "date_trunc": "date_trunc('month', investment_date)",
+    "date_part": "date_part('year', investment_date)",
+    "datepart": "datepart('year', investment_date)",
+    "extract": "extract(quarter from investment_date)", "year": "year(investment_date)",
+    "quarter": "quarter(investment_date)", "month": "month(investment_date)",
+    "day": "day(investment_date)", "dayofweek": "dayofweek(investment_date)",
+    "dayofyear": "dayofyear(investment_date)", "week": "week(investment_date)",
+    "weekofyear": "weekofyear(investment_date)", "isodow": "isodow(investment_date)",
+    "monthname": "monthname(investment_date)", "dayname": "dayname(investment_date)",
+    "date_diff": "date_diff('day', investment_date, date '2024-01-01')",
+    "datediff": "datediff('month', investment_date, date '2024-01-01')",
+    "date_sub": "date_sub('day', investment_date, date '2024-01-01')",
+    "date_add": "date_add(investment_date, interval 1 month)",
+    "age": "age(date '2024-01-01', investment_date)", "make_date": "make_date(2020, 1, 1)",
+    "make_timestamp": "make_timestamp(2020, 1, 1, 0, 0, 0)",
+    "strftime": "strftime(investment_date, '%Y-%m')",
+    "strptime": "strptime('2020-01-31', '%Y-%m-%d')", "current_date": "current_date",
+    "today": "today()", "last_day": "last_day(investment_date)",
+    "epoch": "epoch(investment_date)", "epoch_ms": "epoch_ms(investment_date)",
+    "time_bucket": "time_bucket(interval 3 month, investment_date)",
+    "interval arithmetic": "investment_date - interval 1 year",
+    "to_days": "investment_date + to_days(10)",
+    # strings
+    "lower": "lower(company_name)", "upper": "upper(company_name)",
+    "trim": "trim(company_name)", "ltrim": "ltrim(company_name)",
+    "rtrim": "rtrim(company_name)", "length": "length(company_name)",
+    "substr": "substr(company_name, 1, 3)", "substring": "substring(company_name, 1, 3)",
+    "replace": "replace(company_name, ', Inc.', '')",
+    "concat": "concat(hq_city, ', ', hq_country)",
+    "concat_ws": "concat_ws(' / ', sector, hq_country)", "dpipe": "hq_city || '!'",
+    "split_part": "split_part(company_name, ',', 1)",
+    "starts_with": "starts_with(company_name, 'D')",
+    "ends_with": "ends_with(company_name, 'SE')", "contains": "contains(company_name, 'Inc')",
+    "regexp_matches": "regexp_matches(company_name, 'Inc')",
+    "regexp_replace": "regexp_replace(company_name, '[,.]', '', 'g')",
+    "regexp_extract": "regexp_extract(company_name, '^(\\w+)', 1)",
+    "like": "company_name like 'D%'", "ilike": "company_name ilike '%data%'",
+    "jaro_winkler_similarity": "jaro_winkler_similarity(company_name, 'Databricks')",
+    "jaro_similarity": "jaro_similarity(company_name, 'Databricks')",
+    "jaccard": "jaccard(company_name, 'Databricks')",
+    "levenshtein": "levenshtein(company_name, 'Databricks')",
+    "damerau_levenshtein": "damerau_levenshtein(company_name, 'Databricks')",
+    "hamming": "hamming('abc', 'abd')", "lpad": "lpad(hq_country, 10, ' ')",
+    "rpad": "rpad(hq_country, 10, '.')", "left": "left(company_name, 4)",
+    "right": "right(company_name, 4)", "strip_accents": "strip_accents(hq_city)",
+    "format": "format('{} in {}', company_name, hq_city)",
+    "printf": "printf('%s (%d)', company_name, founded_year)",
+    "reverse": "reverse(company_name)", "position": "position('a' in company_name)",
+    "strpos": "strpos(company_name, 'a')",
+    # math
+    "round": "round(ownership_pct, 2)", "floor": "floor(ownership_pct * 100)",
+    "ceil": "ceil(ownership_pct)", "ceiling": "ceiling(ownership_pct)",
+    "abs": "abs(ownership_pct - 1)", "ln": "ln(founded_year)", "log": "log(founded_year)",
+    "log10": "log10(founded_year)", "log2": "log2(founded_year)", "exp": "exp(1)",
+    "power": "power(founded_year, 2)", "pow": "pow(founded_year, 2)",
+    "sqrt": "sqrt(founded_year)", "greatest": "greatest(founded_year, 2012)",
+    "least": "least(founded_year, 2012)", "sign": "sign(founded_year - 2012)",
+    "mod": "founded_year % 4", "int div": "founded_year // 10", "trunc": "trunc(1.5)",
+    # conditionals and casts
+    "coalesce": "coalesce(hq_city, 'n/a')", "nullif": "nullif(hq_city, '')",
+    "ifnull": "ifnull(hq_city, 'n/a')", "if": "if(founded_year > 2011, 'new', 'old')",
+    "case": "case when founded_year > 2011 then 'new' else 'old' end",
+    "cast": "cast(founded_year as varchar)", "try_cast": "try_cast(hq_city as integer)",
+    "double colon": "founded_year::double",
+    "between": "founded_year between 2010 and 2012", "in list": "sector in ('Fintech')",
+    "is distinct": "hq_city is distinct from 'Munich'",
+}
+
+
+@pytest.mark.parametrize("expr", list(VOCABULARY.values()), ids=list(VOCABULARY))
+def test_vocabulary_is_allowed_and_runs(con, catalog, expr):
+    sql = (f"select {expr} as v from investments join companies using (company_id) "
+           "join general_partners on gp_id = lead_gp_id")
+    runnable = check(sql, catalog, CAP)
+    assert _rows(con, runnable) == _rows(con, sql)
+
+
+# ---------------------------------------------------------------------- analysis
+
+
+def test_analyze_resolves_aliases(catalog):
+    an = analyze("select f.fund_name, i.amount_usd from funds f join investments i "
+                 "on i.fund_id = f.fund_id", catalog)
+    assert an.tables == {"funds", "investments"}
+    assert an.columns == {("funds", "fund_name"), ("funds", "fund_id"),
+                          ("investments", "amount_usd"), ("investments", "fund_id")}
+    assert an.kind == "select" and an.statement_count == 1
+
+
+def test_analyze_resolves_ctes_to_base_tables(catalog):
+    an = analyze("with big as (select company_id, amount_usd from investments "
+                 "where amount_usd > 1) select c.company_name, b.amount_usd from big b "
+                 "join companies c on c.company_id = b.company_id", catalog)
+    assert an.tables == {"investments", "companies"}
+    assert "big" not in an.tables
+    assert an.columns == {("investments", "company_id"), ("investments", "amount_usd"),
+                          ("companies", "company_name"), ("companies", "company_id")}
+
+
+def test_analyze_subqueries_and_correlation(catalog):
+    an = analyze("select company_name from companies c where exists (select 1 from exits e "
+                 "where e.company_id = c.company_id) and company_id in "
+                 "(select company_id from valuations where fair_value_usd > 0)", catalog)
+    assert an.tables == {"companies", "exits", "valuations"}
+    assert ("exits", "company_id") in an.columns
+    assert ("valuations", "fair_value_usd") in an.columns
+    assert ("companies", "company_name") in an.columns
+
+
+def test_analyze_star_expands_to_all_columns(catalog):
+    an = analyze("select * from funds", catalog)
+    assert an.columns == {("funds", c) for c in catalog.tables["funds"].columns}
+    an = analyze("select e.* from exits e join funds f using (fund_id)", catalog)
+    assert {("exits", c) for c in catalog.tables["exits"].columns} <= an.columns
+    assert ("funds", "fund_name") not in an.columns
+
+
+def test_analyze_union_branches(catalog):
+    an = analyze("select company_name as n from companies union "
+                 "select fund_name from funds order by n", catalog)
+    assert an.tables == {"companies", "funds"}
+    assert an.columns == {("companies", "company_name"), ("funds", "fund_name")}
+    assert an.kind == "union"
+
+
+def test_analyze_unqualified_columns_go_to_their_table(catalog):
+    an = analyze("select company_name, amount_usd, round_name from investments "
+                 "join companies using (company_id)", catalog)
+    assert ("companies", "company_name") in an.columns
+    assert ("investments", "amount_usd") in an.columns
+    assert ("investments", "round_name") in an.columns
+    assert ("companies", "amount_usd") not in an.columns
+
+
+def test_analyze_functions_and_output_aliases(catalog):
+    an = analyze("select date_trunc('year', investment_date) as y, sum(amount_usd) total "
+                 "from investments group by y order by total", catalog)
+    assert {"date_trunc", "sum"} <= an.functions
+    assert an.columns == {("investments", "investment_date"), ("investments", "amount_usd")}
+    assert not an.unknown_columns
+
+
+def test_analyze_reports_unknowns_without_raising(catalog):
+    an = analyze("select f.nope, bogus from funds f join fundz z on true", catalog)
+    assert "fundz" in an.unknown_tables
+    assert any("f.nope" in m for m in an.unknown_columns)
+    assert an.tables == {"funds"}
+
+
+def test_analyze_counts_statements(catalog):
+    an = analyze("select fund_name from funds; select company_name from companies", catalog)
+    assert an.statement_count == 2 and an.kind == "multiple"
+    assert an.tables == {"funds", "companies"}
+    assert analyze("drop table funds", catalog).kind == "drop"
+
+
+def test_analyze_parse_error(catalog):
+    with pytest.raises(QueryError) as info:
+        analyze("select from where", catalog)
+    assert info.value.kind == "parse"
+
+
+# ----------------------------------------------------------------------- row cap
+
+
+def test_cap_added_when_missing(con, catalog):
+    runnable = check("select * from investments order by amount_usd desc", catalog, 2)
+    assert runnable.rstrip().upper().endswith("LIMIT 3")
+    rows = con.execute(runnable).fetchall()
+    assert len(rows) == 3 and rows[0][6] == max(r[6] for r in rows)
+
+
+def test_smaller_limit_kept_and_bigger_limit_capped(con, catalog):
+    assert check("select * from funds limit 1", catalog, 5).upper().endswith("LIMIT 1")
+    runnable = check("select * from investments limit 5000", catalog, 2)
+    assert len(con.execute(runnable).fetchall()) == 3
+
+
+def test_cap_on_union_and_offset(con, catalog):
+    runnable = check("select company_name from companies union all "
+                     "select fund_name from funds", catalog, 2)
+    assert len(con.execute(runnable).fetchall()) == 3
+    runnable = check("select investment_id from investments order by 1 limit 10 offset 1",
+                     catalog, 2)
+    assert [r[0] for r in con.execute(runnable).fetchall()] == [2, 3, 4]
+
+
+def test_cap_wraps_a_computed_limit(con, catalog):
+    runnable = check("select investment_id from investments limit (select 5)", catalog, 2)
+    assert len(con.execute(runnable).fetchall()) == 3
