@@ -1,0 +1,327 @@
+"""The DuckDB executor: guard + sandbox, timeouts, row cap, error kinds, file untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from bot.warehouse import DuckWarehouse, open_warehouse, sandbox_config
+from states.ports import Limits, QueryError
+from tests.warehouse_fixture import TABLES, make_db
+
+# A query the guard accepts that runs for a long time: 6^14 rows counted.
+HEAVY = "select count(*) from " + ", ".join(f"investments t{i}" for i in range(14))
+
+
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = make_db(tmp_path_factory.mktemp("wh") / "fund.duckdb")
+    before = _sha256(path)
+    yield {"path": path, "sha256": before}
+    # every test of this module ran against the file: it must be byte-identical
+    assert _sha256(path) == before
+
+
+@pytest.fixture(scope="module")
+def wh(db):
+    w = DuckWarehouse(db["path"], Limits(query_timeout_s=10, max_rows=1000), docs={})
+    yield w
+    w.close()
+
+
+def _small(db, **limits) -> DuckWarehouse:
+    return DuckWarehouse(db["path"], Limits(**limits), docs={})
+
+
+# ---------------------------------------------------------------------- execute
+
+
+def test_catalog_read_from_the_file(wh):
+    assert set(wh.catalog.tables) == set(TABLES)
+    assert "amount_usd" in wh.catalog.tables["investments"].columns
+    assert wh.catalog.tables["investments"].columns["amount_usd"].type.startswith("DECIMAL")
+
+
+def test_execute_returns_plain_python_values(wh):
+    res = wh.execute("select company_id, investment_date, amount_usd from investments "
+                     "where investment_id = 1")
+    assert res.columns == ["company_id", "investment_date", "amount_usd"]
+    assert res.rows == [(1, date(2014, 5, 1), Decimal("10000000.00"))]
+    assert res.truncated is False
+    assert res.elapsed_ms > 0
+
+
+def test_row_cap_truncates_with_one_extra_row(db):
+    with _small(db, max_rows=2) as w:
+        res = w.execute("select investment_id from investments order by investment_id")
+        assert [r[0] for r in res.rows] == [1, 2] and res.truncated is True
+        res = w.execute("select investment_id from investments order by 1 limit 2")
+        assert len(res.rows) == 2 and res.truncated is False
+    with _small(db, max_rows=6) as w:
+        res = w.execute("select investment_id from investments")
+        assert len(res.rows) == 6 and res.truncated is False
+
+
+def test_sandbox_fetches_at_most_cap_plus_one(db):
+    # no LIMIT from the guard here: the fetch itself is bounded
+    with _small(db, max_rows=3) as w:
+        res = w.sandbox_execute("select * from investments")
+        assert len(res.rows) == 3 and res.truncated is True
+
+
+def test_refused_by_guard_keeps_the_sql(wh):
+    with pytest.raises(QueryError) as info:
+        wh.execute("drop table funds")
+    assert info.value.kind == "refused"
+    assert info.value.sql == "drop table funds"
+
+
+# ------------------------------------------------------------------ error kinds
+
+
+@pytest.mark.parametrize(("sql", "kind"), [
+    ("select nope from funds", "binder"),
+    ("select * from no_such_table", "binder"),
+    ("selec 1", "parse"),
+    ("select cast(company_name as integer) from companies", "runtime"),
+])
+def test_sandbox_error_kinds(wh, sql, kind):
+    with pytest.raises(QueryError) as info:
+        wh.sandbox_execute(sql)
+    assert info.value.kind == kind
+    assert "LINE 1" not in info.value.message
+    assert info.value.sql == sql
+
+
+def test_runtime_error_through_the_guard(wh):
+    with pytest.raises(QueryError) as info:
+        wh.execute("select cast(company_name as integer) from companies")
+    assert info.value.kind == "runtime"
+    assert "Conversion" in info.value.message
+
+
+def test_parse_error_through_the_guard(wh):
+    with pytest.raises(QueryError) as info:
+        wh.execute("select (1")
+    assert info.value.kind == "parse"
+
+
+def test_messages_leak_no_host_paths(db, wh):
+    folder = os.path.dirname(db["path"])
+    for sql in (f"select * from read_csv('{folder}/secret.csv')",
+                f"copy funds to '{folder}/out.csv'", "install httpfs"):
+        with pytest.raises(QueryError) as info:
+            wh.sandbox_execute(sql)
+        assert folder not in info.value.message
+        assert os.path.expanduser("~") not in info.value.message
+        assert "<path>" in info.value.message
+
+
+# ---------------------------------------------------------------------- sandbox
+
+
+@pytest.mark.parametrize("sql", [
+    "select * from read_csv('/etc/passwd')",
+    "select * from read_text('/etc/passwd')",
+    "select * from read_blob('/etc/hostname')",
+    "select * from glob('/etc/*')",
+    "attach '/tmp/fundbot-sandbox-test.duckdb' as x",
+    "install httpfs",
+    "load httpfs",
+])
+def test_external_access_is_off(wh, sql):
+    with pytest.raises(QueryError) as info:
+        wh.sandbox_execute(sql)
+    assert info.value.kind == "runtime"
+    assert "disabled" in info.value.message
+
+
+def test_copy_to_writes_nothing(db, wh, tmp_path):
+    target = tmp_path / "leak.csv"
+    with pytest.raises(QueryError) as info:
+        wh.sandbox_execute(f"copy funds to '{target}'")
+    assert "disabled by configuration" in info.value.message
+    assert not target.exists()
+    assert not Path("/tmp/fundbot-sandbox-test.duckdb").exists()
+
+
+@pytest.mark.parametrize("sql", [
+    "set memory_limit = '64GB'",
+    "set enable_external_access = true",
+    "set lock_configuration = false",
+    "set threads = 64",
+    "reset memory_limit",
+    "set autoload_known_extensions = true",
+])
+def test_configuration_is_locked(wh, sql):
+    with pytest.raises(QueryError) as info:
+        wh.sandbox_execute(sql)
+    assert "locked" in info.value.message
+
+
+@pytest.mark.parametrize("sql", [
+    "insert into funds values (9, 'x', 2020, 1, 'x', 'x')",
+    "update funds set status = 'closed'",
+    "delete from investments",
+    "create table x (a int)",
+    "drop table exits",
+    "alter table funds add column x int",
+])
+def test_file_is_read_only(wh, sql):
+    with pytest.raises(QueryError) as info:
+        wh.sandbox_execute(sql)
+    assert "read-only" in info.value.message
+    assert wh.execute("select count(*) from investments").rows == [(6,)]
+
+
+def test_sandbox_settings_in_force(wh):
+    names = ("enable_external_access", "autoload_known_extensions",
+             "autoinstall_known_extensions", "allow_community_extensions",
+             "python_enable_replacements", "lock_configuration", "temp_directory")
+    res = wh.sandbox_execute(
+        "select name, lower(value) from duckdb_settings() where name in "
+        f"({', '.join(repr(n) for n in names)})")
+    got = dict(res.rows)
+    assert got == {"enable_external_access": "false", "autoload_known_extensions": "false",
+                   "autoinstall_known_extensions": "false",
+                   "allow_community_extensions": "false",
+                   "python_enable_replacements": "false", "lock_configuration": "true",
+                   "temp_directory": ""}
+    threads = wh.sandbox_execute("select current_setting('threads')").rows[0][0]
+    assert threads == Limits().threads
+    mem = wh.sandbox_execute("select current_setting('memory_limit')").rows[0][0]
+    assert "MiB" in mem or "GiB" in mem  # ~1 GB, DuckDB reports it in binary units
+    assert float(mem.split()[0]) < 1024 if "MiB" in mem else float(mem.split()[0]) <= 1.0
+
+
+def test_every_sandbox_setting_exists_in_this_duckdb():
+    known = {r[0] for r in duckdb.connect().execute("select name from duckdb_settings()")
+             .fetchall()}
+    assert set(sandbox_config(Limits())) <= known
+
+
+# ---------------------------------------------------------------------- timeout
+
+
+def test_timeout_interrupts_a_heavy_query(db):
+    with _small(db, query_timeout_s=0.5) as w:
+        for run in (w.execute, w.sandbox_execute):
+            started = time.perf_counter()
+            with pytest.raises(QueryError) as info:
+                run(HEAVY)
+            took = time.perf_counter() - started
+            assert info.value.kind == "timeout"
+            assert "0.5 s" in info.value.message
+            assert took < 0.5 + 2
+        # the cursor is usable again after an interrupt
+        assert w.execute("select count(*) from funds").rows == [(3,)]
+
+
+def test_timeout_interrupts_only_the_thread_that_ran_over(db):
+    with _small(db, query_timeout_s=0.5) as w:
+        outcome: dict[str, object] = {}
+
+        def heavy() -> None:
+            try:
+                w.execute(HEAVY)
+                outcome["heavy"] = "finished"
+            except QueryError as exc:
+                outcome["heavy"] = exc.kind
+
+        t = threading.Thread(target=heavy)
+        t.start()
+        quick = []
+        deadline = time.perf_counter() + 1.0
+        while time.perf_counter() < deadline:  # keep querying while the heavy one runs
+            quick.append(w.execute("select count(*) from companies").rows[0][0])
+        t.join(timeout=5)
+        assert outcome["heavy"] == "timeout"
+        assert quick and set(quick) == {4}
+
+
+def test_concurrent_threads_get_their_own_cursors(wh):
+    results: list[int] = []
+    errors: list[Exception] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(20):
+                res = wh.execute(f"select count(*) + {i} from investments")
+                results.append(res.rows[0][0] - i)
+        except Exception as exc:  # noqa: BLE001 - any failure is the test's finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert results == [6] * 80
+
+
+# -------------------------------------------------------------- open / resolve
+
+
+def test_open_warehouse_missing_file(tmp_path):
+    missing = tmp_path / "nope.duckdb"
+    with pytest.raises(FileNotFoundError) as info:
+        open_warehouse(str(missing), Limits())
+    assert "fundbot db init" in str(info.value)
+    assert not missing.exists()
+
+
+def test_open_warehouse_opens(db):
+    w = open_warehouse(db["path"], Limits(), docs={})
+    try:
+        assert w.path == db["path"]
+        assert w.execute("select count(*) from exits").rows == [(1,)]
+    finally:
+        w.close()
+
+
+def test_close_is_idempotent_and_final(db):
+    w = _small(db)
+    w.execute("select 1 from funds limit 1")
+    w.close()
+    w.close()
+    with pytest.raises(QueryError):
+        w.execute("select 1 from funds limit 1")
+
+
+def test_resolve_uses_the_value_dictionaries(db):
+    dictionaries = pytest.importorskip("schemas.dictionaries")
+    spec = [{"kind": "gp", "table": "general_partners", "key": "gp_id", "value": "full_name",
+             "aliases": ["first_name", "last_name"]},
+            {"kind": "company", "table": "companies", "key": "company_id",
+             "value": "company_name"}]
+    w = DuckWarehouse(db["path"], Limits(), docs={"dictionaries": spec})
+    try:
+        reference = dictionaries.ValueDictionaries.from_connection(w._con, spec)
+        for text in ("how much did we put into Stripe with Maria?", "what did Adam lead?"):
+            assert w.resolve(text) == reference.resolve(text)
+        entities, _ = w.resolve("how much did we put into Stripe?")
+        assert "Stripe, Inc." in {e.value for e in entities}  # the spec reached the builder
+        first = w._dictionaries
+        w.resolve("Stripe")
+        assert first is not None and w._dictionaries is first  # built once, then reused
+    finally:
+        w.close()
+
+
+def test_file_is_byte_identical(db, wh):
+    # the module fixture checks again after every test of this file has run
+    wh.execute("select * from investments")
+    assert _sha256(db["path"]) == db["sha256"]
