@@ -37,8 +37,7 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     socket_mode = bool(config.slack_app_token)
     app = App(
-        client=client,
-        token=config.slack_bot_token,
+        client=client,  # carries the bot token
         signing_secret=config.slack_signing_secret or "",
         request_verification_enabled=not socket_mode,
         # Listeners only claim the event and queue it, so running them before the response
@@ -119,7 +118,8 @@ class HttpServer:
 
     def start(self) -> HttpServer:
         """Serve on a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fundbot-http",
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, name="fundbot-http",
                                         daemon=True)
         self._thread.start()
         return self
@@ -134,6 +134,9 @@ def serve(config: Any, deps: Deps) -> None:
 
     On the way out, questions already accepted are answered before the process exits.
     """
+    if not logging.getLogger().handlers:  # the CLI may not have set up logging
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app, dispatcher = create_app(config, deps)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,7 +60,8 @@ class FakeSlack:
         handler = _make_handler(self)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -365,11 +367,9 @@ class SlackSender:
 
     def event(self, event: dict, event_id: str | None = None) -> dict:
         """An event_callback envelope around `event`."""
-        with self._lock:
-            n = next(self._ids)
         return {
             "token": "legacy-unused", "team_id": self.team_id, "api_app_id": "AFUNDBOT",
-            "type": "event_callback", "event": event, "event_id": event_id or f"Ev{n:08d}",
+            "type": "event_callback", "event": event, "event_id": event_id or f"Ev{uuid.uuid4().hex[:12].upper()}",
             "event_time": int(time.time()),
             "authorizations": [{"team_id": self.team_id, "user_id": BOT_USER_ID,
                                 "is_bot": True}],
