@@ -1,0 +1,174 @@
+"""The gold replay model and the reference-answer templates it shares with make_cases.
+
+`GoldLLM` implements the LLM port for one case: the runner makes one per case and sets
+`turn` before each message. It answers exactly what a perfect model would: the reference
+SQL as a `sql_query` tool call, "OUT OF SCOPE: ..." for refusals, the reference clarifying
+question, and for interpret calls the reference answer template filled from the result
+table it is shown (the same Markdown table a real model reads). Scoring it must give 1.0
+on recall and execution accuracy; anything less is a bug in the cases or the wiring.
+
+Templates: `{col}` or `{col:fmt}` is the first row's value of a result column;
+`[[ ... ]]` repeats its content for every row, joined by "; "; `{n_rows}` is the row count.
+Formats: money ($12.3M), int (1,234), num (1,234.56), pct (12.5%), x (2.35x).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from eval.cases import Case, TurnSpec
+from states.debug import KEEP
+from states.ports import LLMReply, ToolCall, Usage
+from states.prompts import OUT_OF_SCOPE, fmt_value
+
+# ------------------------------------------------------------------ templates
+
+_NUM_CELL = re.compile(r"^-?\d{1,3}(?:,\d{3})*(?:\.\d+)?$|^-?\d+(?:\.\d+)?$")
+
+
+def parse_cell(text: str) -> Any:
+    """A cell of the Markdown result table back as a value: numbers, NULL, text."""
+    s = text.strip()
+    if s == "NULL":
+        return None
+    if _NUM_CELL.match(s):
+        plain = s.replace(",", "")
+        return float(plain) if "." in plain else int(plain)
+    return s
+
+
+def as_shown(value: Any) -> Any:
+    """A value as the model sees it in the result table (rounded by fmt_value)."""
+    return parse_cell(fmt_value(value).replace("|", "/"))
+
+
+def parse_result_table(text: str) -> tuple[list[str], list[tuple]] | None:
+    """(columns, rows) of the "Result (N rows):" table in an interpret prompt, else None."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Result ("):
+            table = lines[i + 1:]
+            if not table or not table[0].startswith("|"):
+                return None
+            columns = [c.strip() for c in table[0].strip()[1:-1].split(" | ")]
+            rows = []
+            for row in table[2:]:
+                if not row.startswith("| "):
+                    break
+                cells = row.strip()[2:-2].split(" | ")
+                rows.append(tuple(parse_cell(c) for c in cells))
+            return columns, rows
+    return None
+
+
+def money(v: float) -> str:
+    sign, a = ("-" if v < 0 else ""), abs(v)
+    if a >= 1e9:
+        return f"{sign}${a / 1e9:.2f}B"
+    if a >= 1e6:
+        return f"{sign}${a / 1e6:.1f}M"
+    if a >= 1e3:
+        return f"{sign}${a / 1e3:.0f}K"
+    return f"{sign}${a:,.0f}"
+
+
+def fmt(value: Any, spec: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        v = float(value)
+        if spec == "money":
+            return money(v)
+        if spec == "int":
+            return f"{round(v):,}"
+        if spec == "pct":
+            return f"{v:.1f}%"
+        if spec == "x":
+            return f"{v:.2f}x"
+        if spec == "num" or not float(v).is_integer():
+            return f"{v:,.2f}"
+        return f"{int(v):,}" if abs(v) >= 10000 else str(int(v))
+    return str(value)
+
+
+_FIELD = re.compile(r"\{(\w+)(?::(\w+))?\}")
+_LOOP = re.compile(r"\[\[(.+?)\]\]", re.DOTALL)
+
+
+def render(template: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Fill a reference-answer template from a result; KeyError names an unknown column."""
+    index = {c.lower(): i for i, c in enumerate(columns)}
+
+    def fill(text: str, row: Sequence[Any] | None) -> str:
+        def sub(m: re.Match) -> str:
+            name, spec = m[1].lower(), m[2] or ""
+            if name == "n_rows":
+                return str(len(rows))
+            if name not in index:
+                raise KeyError(f"template field {{{m[1]}}} is not a result column "
+                               f"({', '.join(columns)})")
+            return fmt(row[index[name]] if row is not None else None, spec)
+        return _FIELD.sub(sub, text)
+
+    looped = _LOOP.sub(lambda m: "; ".join(fill(m[1], r) for r in rows), template)
+    return fill(looped, rows[0] if rows else None)
+
+
+def reference_answer(turn: TurnSpec, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+                     ) -> str:
+    """The reference answer of an answer turn, from the rows as the model would see them."""
+    if not turn.answer_template:
+        return turn.answer or ""
+    return render(turn.answer_template, columns, [tuple(as_shown(v) for v in r) for r in rows])
+
+
+# ------------------------------------------------------------------- the model
+
+
+class GoldLLM:
+    """Replays one case's references through the LLM port; records what it was asked."""
+
+    model = "gold"
+
+    def __init__(self, case: Case) -> None:
+        self.case = case
+        self.turn = 0  # the runner sets this before each message of the case
+        self.history: list[dict[str, Any]] = []
+
+    def _spec(self) -> TurnSpec:
+        return self.case.turns[min(self.turn, len(self.case.turns) - 1)]
+
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                 tool_choice: str | None = None) -> LLMReply:
+        self.history.append({"messages": messages, "tools": tools})
+        spec = self._spec()
+        last = str(messages[-1].get("content") or "") if messages else ""
+        if tools is None:  # interpret: the templated answer from the table it was shown
+            table = parse_result_table(last)
+            columns, rows = table if table else ([], [])
+            return self._text(messages, reference_answer(spec, columns, rows))
+        if last.startswith("That query ran but returned no rows"):
+            return self._text(messages, KEEP)  # the reference's empty result is the answer
+        if spec.expect == "refuse":
+            return self._text(messages, f"{OUT_OF_SCOPE} {spec.answer}")
+        if spec.expect == "clarify":
+            return self._text(messages, spec.clarification or "Which one do you mean: "
+                              + " or ".join(spec.options) + "?")
+        # understand (or debug of a failing reference: the same SQL again, so it shows)
+        args = json.dumps({"sql": spec.sql})
+        return LLMReply(content=None, tool_calls=[ToolCall("gold-1", "sql_query", args)],
+                        usage=_usage(messages, args), model=self.model,
+                        finish_reason="tool_calls")
+
+    def _text(self, messages: list[dict[str, Any]], content: str) -> LLMReply:
+        return LLMReply(content=content, usage=_usage(messages, content), model=self.model,
+                        finish_reason="stop")
+
+
+def _usage(messages: list[dict[str, Any]], reply: str) -> Usage:
+    """Token counts estimated at four characters a token, so reports show prompt sizes."""
+    chars = sum(len(str(m.get("content") or "")) for m in messages)
+    return Usage(prompt_tokens=chars // 4 + 1, completion_tokens=len(reply) // 4 + 1)

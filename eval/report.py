@@ -1,0 +1,248 @@
+"""Reports of a run: report.json (for machines), report.md and a self-contained report.html."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from eval.runner import CLASSIFICATION, QUALITY
+
+LABELS = {
+    "table_recall": "Table recall", "column_recall": "Column recall",
+    "value_recall": "Value recall (data)", "answer_value_recall": "Value recall (answer text)",
+    "execution_accuracy": "Execution accuracy", "rouge1": "ROUGE-1 F1", "rouge2": "ROUGE-2 F1",
+    "rougeL": "ROUGE-L F1", "outcome_accuracy": "Outcome accuracy",
+    "clarification_precision": "Clarification precision",
+    "clarification_recall": "Clarification recall", "refusal_precision": "Refusal precision",
+    "refusal_recall": "Refusal recall", "pass_rate": "Cases passed",
+}
+CHART_METRICS = ("execution_accuracy", "table_recall", "column_recall", "value_recall",
+                 "rougeL")
+WORST = 10
+
+
+def pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def build(meta: dict[str, Any], summary: dict[str, Any], tags: dict[str, Any],
+          cases: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"meta": meta, "summary": summary, "by_tag": tags, "cases": cases}
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """A report.json, given the file or the directory holding it."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    with open(p, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def worst(cases: list[dict[str, Any]], n: int = WORST) -> list[dict[str, Any]]:
+    """The cases most worth a look: failed first, then by execution, values, ROUGE-L."""
+    def key(c: dict[str, Any]) -> tuple:
+        m = c["metrics"]
+        return (c["passed"], c["outcome_ok"], _num(m.get("execution_accuracy")),
+                _num(m.get("value_recall")), _num(m.get("column_recall")),
+                _num(m.get("rougeL")), c["id"])
+    return sorted(cases, key=key)[:n]
+
+
+def _num(v: float | None) -> float:
+    return 1.0 if v is None else v
+
+
+# ------------------------------------------------------------------- Markdown
+
+
+def markdown(report: dict[str, Any], failures: list[str] | None = None) -> str:
+    meta, s, cases = report["meta"], report["summary"], report["cases"]
+    out = [f"# fundbot evaluation: {meta.get('model')}", ""]
+    out.append(f"{s['cases']} cases from `{meta.get('cases_file')}`, today pinned to "
+               f"{meta.get('today')}, data as of {meta.get('as_of') or 'unknown'}, "
+               f"concurrency {meta.get('concurrency')}, {meta.get('wall_seconds', 0):.1f}s wall "
+               f"time, started {meta.get('started_at')}.")
+    out.append("")
+    if s.get("stale_cases"):
+        out += [(f"**Warning: {s['stale_cases']} case(s) are stale** — their stored important "
+                 "values no longer match the data; refresh them with `python -m "
+                 "eval.make_cases` after checking the change is intended."), ""]
+    if failures:
+        out += ["**Thresholds not met:**", *[f"- {f}" for f in failures], ""]
+    out += ["## Summary", "", "| metric | value |", "|---|---|"]
+    for key in (*QUALITY, *CLASSIFICATION, "pass_rate"):
+        out.append(f"| {LABELS[key]} | {pct(s.get(key))} |")
+    out.append(f"| LLM calls (per case) | {s['llm_calls']} ({_f(s.get('llm_calls_per_case'))}) |")
+    out.append(f"| Tokens (prompt / completion) | {s['prompt_tokens']:,} / "
+               f"{s['completion_tokens']:,} |")
+    out.append(f"| Seconds per case (mean / p50 / p95) | {_f(s.get('seconds_mean'))} / "
+               f"{_f(s.get('seconds_p50'))} / {_f(s.get('seconds_p95'))} |")
+    out.append(f"| Failed turns / harness errors | {s['failed_turns']} / {s['errors']} |")
+    out += ["", "## By tag", "",
+            "| tag | cases | exec | table | column | value | ROUGE-L | outcome | passed |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for tag, t in report["by_tag"].items():
+        out.append(f"| {tag} | {t['cases']} | {pct(t['execution_accuracy'])} | "
+                   f"{pct(t['table_recall'])} | {pct(t['column_recall'])} | "
+                   f"{pct(t['value_recall'])} | {pct(t['rougeL'])} | "
+                   f"{pct(t['outcome_accuracy'])} | {t['passed']}/{t['cases']} |")
+    out += ["", "## Worst cases", ""]
+    for c in worst(cases):
+        m = c["metrics"]
+        first = c["turns"][0]["question"] if c["turns"] else ""
+        out.append(f"### {c['id']} ({', '.join(c['tags'])}) — "
+                   f"{'passed' if c['passed'] else 'FAILED'}")
+        out.append("")
+        out.append(f"- question: {first}" + (f" (+{len(c['turns']) - 1} turns)"
+                                             if len(c["turns"]) > 1 else ""))
+        out.append(f"- expected {c['expect']}, got {c['outcome']}; exec "
+                   f"{pct(m.get('execution_accuracy'))}, tables {pct(m.get('table_recall'))}, "
+                   f"columns {pct(m.get('column_recall'))}, values {pct(m.get('value_recall'))}, "
+                   f"ROUGE-L {pct(m.get('rougeL'))}; {c['llm_calls']} LLM calls, "
+                   f"{c['seconds']:.2f}s")
+        missing = [v for t in c["turns"] for v in t.get("missing_values", [])]
+        if missing:
+            out.append(f"- values missing from the data: {', '.join(map(str, missing[:8]))}")
+        if c.get("error"):
+            out.append(f"- harness error: {c['error'].splitlines()[0]}")
+        if c.get("answer"):
+            out.append(f"- answer: {_one_line(c['answer'])}")
+        if c.get("reference_answer"):
+            out.append(f"- reference: {_one_line(c['reference_answer'])}")
+        if c.get("sql"):
+            out += ["", "```sql", c["sql"], "```"]
+        if c.get("reference_sql") and c.get("reference_sql") != c.get("sql"):
+            out += ["", "Reference SQL:", "", "```sql", c["reference_sql"], "```"]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _f(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def _one_line(text: str, n: int = 300) -> str:
+    t = " ".join(str(text).split())
+    return t if len(t) <= n else t[:n] + "…"
+
+
+# ----------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:1100px;color:#1d1d1f;padding:0 1em}
+h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}
+.cards{display:flex;flex-wrap:wrap;gap:.6em}.card{border:1px solid #ddd;border-radius:8px;
+padding:.6em .9em;min-width:9em}.card b{display:block;font-size:1.4em}
+.warn{background:#fff4e5;border:1px solid #f0b35a;padding:.6em;border-radius:6px}
+table{border-collapse:collapse;width:100%;margin:.5em 0}td,th{border-bottom:1px solid #eee;
+padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f6f6f6}
+.fail{color:#b3261e;font-weight:600}.ok{color:#1e7a34}pre{background:#f6f8fa;padding:.6em;
+overflow:auto;white-space:pre-wrap}details{margin:.2em 0}.charts{display:flex;flex-wrap:wrap;
+gap:1.5em}svg text{font:12px system-ui,sans-serif}
+"""
+
+
+def _bar_chart(title: str, rows: list[tuple[str, float | None]]) -> str:
+    """A horizontal bar chart (0-100%) as inline SVG."""
+    bar_w, label_w, row_h = 220, 150, 20
+    height = 24 + row_h * len(rows)
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 60}" '
+              f'height="{height}" role="img" aria-label="{html.escape(title)}">'),
+             f'<text x="0" y="14" font-weight="600">{html.escape(title)}</text>']
+    for i, (label, v) in enumerate(rows):
+        y = 24 + i * row_h
+        w = 0 if v is None else max(0.0, min(1.0, v)) * bar_w
+        color = "#bbb" if v is None else "#2e7d32" if v >= 0.9 else "#f9a825" if v >= 0.6 \
+            else "#c62828"
+        parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">'
+                     f'{html.escape(label[:22])}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y + 2}" width="{bar_w}" height="{row_h - 6}" '
+                     'fill="#f0f0f0"/>')
+        parts.append(f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{row_h - 6}" '
+                     f'fill="{color}"/>')
+        parts.append(f'<text x="{label_w + bar_w + 6}" y="{y + 13}">{pct(v)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def html_page(report: dict[str, Any], failures: list[str] | None = None) -> str:
+    meta, s, cases, tags = report["meta"], report["summary"], report["cases"], report["by_tag"]
+    e = html.escape
+    out = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+           f"<title>fundbot evaluation: {e(str(meta.get('model')))}</title>",
+           f"<style>{_CSS}</style></head><body>",
+           f"<h1>fundbot evaluation: {e(str(meta.get('model')))}</h1>",
+           (f"<p>{s['cases']} cases, today pinned to {e(str(meta.get('today')))}, data as "
+            f"of {e(str(meta.get('as_of') or 'unknown'))}, {meta.get('wall_seconds', 0):.1f}s "
+            f"wall time, started {e(str(meta.get('started_at')))}.</p>")]
+    if s.get("stale_cases"):
+        out.append(f"<p class='warn'>{s['stale_cases']} case(s) are stale: their stored "
+                   "important values no longer match the data.</p>")
+    if failures:
+        out.append("<p class='warn'>Thresholds not met:<br>" + "<br>".join(map(e, failures))
+                   + "</p>")
+    out.append("<div class='cards'>")
+    for key in ("execution_accuracy", "table_recall", "column_recall", "value_recall",
+                "rougeL", "outcome_accuracy", "pass_rate"):
+        out.append(f"<div class='card'>{e(LABELS[key])}<b>{pct(s.get(key))}</b></div>")
+    out.append(f"<div class='card'>LLM calls<b>{s['llm_calls']}</b></div>")
+    out.append(f"<div class='card'>Tokens<b>{s['prompt_tokens'] + s['completion_tokens']:,}"
+               "</b></div>")
+    out.append(f"<div class='card'>Mean s/case<b>{_f(s.get('seconds_mean'))}</b></div></div>")
+    out.append("<h2>By tag</h2><div class='charts'>")
+    for key in CHART_METRICS:
+        out.append(_bar_chart(LABELS[key], [(t, v.get(key)) for t, v in tags.items()]))
+    out.append("</div><h2>All metrics</h2><table><tr><th>metric</th><th>value</th></tr>")
+    for key in (*QUALITY, *CLASSIFICATION, "pass_rate"):
+        out.append(f"<tr><td>{e(LABELS[key])}</td><td>{pct(s.get(key))}</td></tr>")
+    out.append("</table><h2>Cases</h2><table><tr><th>case</th><th>tags</th><th>outcome</th>"
+               "<th>exec</th><th>tables</th><th>columns</th><th>values</th><th>ROUGE-L</th>"
+               "<th>LLM</th><th>s</th></tr>")
+    for c in worst(cases, len(cases)):
+        m = c["metrics"]
+        cls = "ok" if c["passed"] else "fail"
+        detail = []
+        for i, t in enumerate(c["turns"], 1):
+            detail.append(f"<p><b>Turn {i}</b> ({e(t['expect'])} → {e(t['outcome'])}): "
+                          f"{e(t['question'])}</p>")
+            said = t.get("answer") or t.get("clarification")
+            if said:
+                detail.append(f"<p>Answer: {e(said)}</p>")
+            if t.get("reference_answer"):
+                detail.append(f"<p>Reference: {e(t['reference_answer'])}</p>")
+            if t.get("sql"):
+                detail.append(f"<pre>{e(t['sql'])}</pre>")
+            if t.get("reference_sql") and t.get("reference_sql") != t.get("sql"):
+                detail.append(f"<p>Reference SQL:</p><pre>{e(t['reference_sql'])}</pre>")
+            if t.get("missing_values"):
+                detail.append("<p>Values missing: "
+                              f"{e(', '.join(map(str, t['missing_values'])))}</p>")
+        if c.get("error"):
+            detail.append(f"<pre>{e(c['error'])}</pre>")
+        out.append(
+            f"<tr><td><details><summary class='{cls}'>{e(c['id'])}</summary>{''.join(detail)}"
+            f"</details></td><td>{e(', '.join(c['tags']))}</td>"
+            f"<td>{e(c['expect'])} → {e(c['outcome'])}</td>"
+            f"<td>{pct(m.get('execution_accuracy'))}</td><td>{pct(m.get('table_recall'))}</td>"
+            f"<td>{pct(m.get('column_recall'))}</td><td>{pct(m.get('value_recall'))}</td>"
+            f"<td>{pct(m.get('rougeL'))}</td><td>{c['llm_calls']}</td>"
+            f"<td>{c['seconds']:.2f}</td></tr>")
+    out.append("</table></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write(report: dict[str, Any], out_dir: str | Path,
+          failures: list[str] | None = None) -> dict[str, Path]:
+    """Write report.json, report.md and report.html into `out_dir`; returns their paths."""
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = {"json": d / "report.json", "md": d / "report.md", "html": d / "report.html"}
+    paths["json"].write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False)
+                             + "\n", encoding="utf-8")
+    paths["md"].write_text(markdown(report, failures), encoding="utf-8")
+    paths["html"].write_text(html_page(report, failures), encoding="utf-8")
+    return paths
