@@ -91,6 +91,7 @@ class Bot:
     config: Config
     deps: object
     dispatcher: object
+    app: object = None
     stopped: bool = False
 
     @property
@@ -149,7 +150,7 @@ def make_bot(tmp_path: Path, warehouse_path: str):
         app, dispatcher = create_app(config, deps)
         server = HttpServer(app, host="127.0.0.1", port=0).start()
         bot = Bot(slack, llm, script, SlackSender(server.url, SECRET), server, config, deps,
-                  dispatcher)
+                  dispatcher, app)
         bots.append(bot)
         return bot
 
@@ -507,7 +508,7 @@ def test_llm_down_gives_a_clear_message_in_the_thread(bot: Bot):
     answer = bot.wait_answers(CHANNEL, event["ts"])[0]
     assert answer["thread_ts"] == event["ts"]
     text = answer["blocks"][0]["text"]
-    assert text.startswith(":warning:") and "language model" in text
+    assert text.startswith(render.WARNING) and "language model" in text
     assert "try again" in text.lower()
     assert "sk-test" not in _all_text(answer)
 
@@ -523,6 +524,24 @@ def test_bot_and_edited_messages_are_ignored(bot: Bot):
     bot.settle()
     time.sleep(0.1)
     assert bot.slack.methods() == ["auth.test"] and bot.llm.requests == []
+
+
+def test_socket_mode_skips_signatures_and_answers(make_bot):
+    from slack_bolt.request import BoltRequest
+
+    bot = make_bot(slack_app_token="xapp-test", slack_signing_secret="")
+    bot.script.add("how many companies", SQL_COUNT, "We have 120 portfolio companies.")
+    payload = bot.sender.mention(CHANNEL, ALICE, "how many companies do we have?")
+    # What SocketModeHandler hands the app for each envelope: no HTTP, no signature.
+    response = bot.app.dispatch(BoltRequest(body=payload, mode="socket_mode"))
+    assert response.status == 200
+    answer = bot.wait_answers(CHANNEL, payload["event"]["ts"])[0]
+    assert answer["blocks"][0]["text"] == "We have 120 portfolio companies."
+    # A retry arriving over the socket carries the same event_id: acknowledged, not answered.
+    retry = BoltRequest(body=payload, mode="socket_mode", headers={"x-slack-retry-num": "1"})
+    assert bot.app.dispatch(retry).status == 200
+    bot.settle()
+    assert len(bot.slack.calls_to("chat.postMessage")) == 1
 
 
 def test_health_endpoint(bot: Bot):

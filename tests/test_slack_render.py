@@ -48,6 +48,14 @@ def test_answer_has_text_context_sql_table_and_feedback():
     assert msg["text"].startswith("We invested")
 
 
+def test_answer_without_sql_has_no_row_count():
+    result = _result(sql=None, columns=[], rows=[], refused=True,
+                     answer="I can only answer questions about the fund's data.")
+    msg = render.answer(result, seconds=0.3)
+    assert msg["blocks"][1]["elements"][0]["text"] == "Data as of 2024-12-31 · 0.3 s"
+    assert _types(msg) == ["markdown", "context", "context_actions"]
+
+
 def test_large_result_shows_ten_rows_and_points_to_csv():
     rows = [(f"Company {i}", i * 1000.5) for i in range(25)]
     msg = render.answer(_result(columns=["company", "value"], rows=rows), seconds=0.5)
@@ -143,7 +151,7 @@ def test_failure_is_short_with_ref_and_feedback():
                                "Try again shortly.")
     msg = render.result_message(result)
     assert _types(msg) == ["markdown", "context", "context_actions"]
-    assert msg["blocks"][0]["text"].startswith(":warning: I could not get an answer")
+    assert msg["blocks"][0]["text"].startswith(render.WARNING + " I could not get an answer")
     assert "t5" in msg["blocks"][1]["elements"][0]["text"]
 
 

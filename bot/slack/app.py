@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import socketserver
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 DEFAULT_API_URL = "https://slack.com/api/"
+PRUNE_EVERY = 10_000  # events between clean-ups of old event ids (and once at start)
 
 
 def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
@@ -54,9 +56,16 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
 
 def _deduplicate(store: Any):
     """Middleware: answer each event_id once, across retries and restarts (store.claim_event)."""
+    prune = getattr(store, "prune_events", None)  # ids older than Slack's retry window
+    claims = itertools.count()
 
-    def deduplicate(body: dict, next: Any, request: Any) -> BoltResponse | None:
+    def deduplicate(body: dict, next_: Any, request: Any) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and prune and next(claims) % PRUNE_EVERY == 0:
+            try:
+                prune()
+            except Exception:  # housekeeping only; never in the way of an event
+                log.exception("could not prune old event ids")
         if event_id:
             try:
                 first = store.claim_event(event_id)
@@ -67,7 +76,7 @@ def _deduplicate(store: Any):
                 retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
                 log.info("event %s already handled (retry %s); acknowledging only", event_id, retry)
                 return BoltResponse(status=200, body="")
-        return next()
+        return next_()
 
     return deduplicate
 

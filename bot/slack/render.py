@@ -37,6 +37,7 @@ OVERLOADED = ("I'm answering a lot of questions right now and can't take this on
               "Please ask again in a few minutes.")
 INTERNAL = ("Something went wrong on my side while answering. Please ask again; if it keeps "
             "happening, tell whoever runs fundbot.")
+WARNING = "\u26a0\ufe0f"  # Unicode, not a :shortcode:, renders the same in every block type
 STALE_CHOICE = "That question has already been answered. Mention me to ask a new one."
 
 
@@ -86,9 +87,10 @@ def context_line(result: TurnResult, seconds: float | None) -> str:
     parts = []
     if result.as_of:
         parts.append(f"Data as of {result.as_of}")
-    n = len(result.rows)
-    rows = f"{n:,} row{'s' if n != 1 else ''}"
-    parts.append(rows + ("+" if result.truncated else ""))
+    if result.sql:  # an answer without a query (out of scope) has no rows to count
+        n = len(result.rows)
+        rows = f"{n:,} row{'s' if n != 1 else ''}"
+        parts.append(rows + ("+" if result.truncated else ""))
     if seconds is not None:
         parts.append(f"{seconds:.1f} s")
     return " · ".join(parts)
@@ -185,7 +187,7 @@ def choice_made(blocks: list[dict], user: str, option: str) -> list[dict]:
 def failure(message: str, kind: str | None = None, trace_id: str = "") -> Message:
     """A short, human error; the message itself says what to try next."""
     text = (message or "").strip() or INTERNAL
-    blocks: list[dict] = [_markdown(f":warning: {text}")]
+    blocks: list[dict] = [_markdown(f"{WARNING} {text}")]
     if trace_id:
         blocks.append(_context(f"ref `{trace_id}`"))
         if kind not in ("empty", "too_long"):  # worth telling us when a real question failed
