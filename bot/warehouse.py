@@ -77,14 +77,16 @@ class DuckWarehouse:
     # ------------------------------------------------------------------ the port
 
     def execute(self, sql: str) -> QueryResult:
-        """Guard, then run read-only in the sandbox; raises QueryError."""
-        started = time.perf_counter()
+        """Guard, then run read-only in the sandbox; raises QueryError.
+
+        QueryResult.elapsed_ms is DuckDB's part alone, so callers can tell it from the guard's.
+        """
         try:
             runnable = check(sql, self.catalog, self.limits.max_rows)
         except QueryError as exc:
             exc.sql = exc.sql or sql
             raise
-        return self._run(runnable, sql, started)
+        return self._run(runnable, sql, time.perf_counter())
 
     def resolve(self, text: str) -> tuple[list[Entity], list[Ambiguity]]:
         """Deterministic entity resolution against the value dictionaries."""
