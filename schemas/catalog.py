@@ -6,11 +6,14 @@ catalog.json adds what an analyst knows: meanings, units, caveats, rules.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from states.ports import Catalog, ColumnDoc, TableDoc
 
@@ -52,15 +55,15 @@ def build_catalog(con, docs: dict[str, Any] | None = None) -> Catalog:
         t = tables.get(tname.lower())
         if t is None:
             continue
-        cdocs = {k.lower(): v for k, v in table_docs.get(tname.lower(), {}).get("columns", {}).items()}
+        tcols = table_docs.get(tname.lower(), {}).get("columns", {})
+        cdocs = {k.lower(): v for k, v in tcols.items()}
         t.columns[cname.lower()] = ColumnDoc(
             name=cname, type=ctype, description=cdocs.get(cname.lower()) or ccomment or ""
         )
     as_of = docs.get("as_of", "")
     if docs.get("as_of_sql"):
-        try:
+        # a user's DB may lack the table the docs expect: keep the documented date then
+        with contextlib.suppress(duckdb.Error):
             row = con.execute(docs["as_of_sql"]).fetchone()
             as_of = str(row[0]) if row and row[0] is not None else as_of
-        except Exception:  # a user's DB may lack the table the docs expect
-            pass
     return Catalog(tables=tables, rules=list(docs.get("rules", [])), as_of=as_of)
