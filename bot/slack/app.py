@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import signal
-import socketserver
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -17,6 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.slack.access import Access
+from bot.slack.dedupe import Claims
 from bot.slack.listeners import register
 from bot.slack.responder import Responder
 from bot.slack.worker import Dispatcher
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 DEFAULT_API_URL = "https://slack.com/api/"
-PRUNE_EVERY = 10_000  # events between clean-ups of old event ids (and once at start)
+HTTP_THREADS = 32  # request threads; each only verifies, claims and queues, so few suffice
 
 
 def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
@@ -48,34 +48,23 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
         name="fundbot",
     )
     dispatcher = Dispatcher(workers=config.workers)
-    responder = Responder(deps, client, dispatcher)
-    app.use(_deduplicate(deps.store))  # before the assistant middleware, so it sees everything
+    claims = Claims(deps.store)
+    responder = Responder(deps, client, dispatcher, claims)
+    app.use(_deduplicate(claims))  # before the assistant middleware, so it sees everything
     register(app, responder, Access.of(config.allowed_users, config.allowed_channels))
     return app, dispatcher
 
 
-def _deduplicate(store: Any):
-    """Middleware: answer each event_id once, across retries and restarts (store.claim_event)."""
-    prune = getattr(store, "prune_events", None)  # ids older than Slack's retry window
-    claims = itertools.count()
+def _deduplicate(claims: Claims):
+    """Middleware: a retry of an event this process already has is acknowledged, not handled.
+    Retries after a restart pass here and are stopped by the durable claim (Claims.claim)."""
 
     def deduplicate(body: dict, next_: Any, request: Any) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and prune and next(claims) % PRUNE_EVERY == 0:
-            try:
-                prune()
-            except Exception:  # housekeeping only; never in the way of an event
-                log.exception("could not prune old event ids")
-        if event_id:
-            try:
-                first = store.claim_event(event_id)
-            except Exception:  # a store hiccup should cost a rare duplicate, not a lost question
-                log.exception("could not record event %s; handling it anyway", event_id)
-                first = True
-            if not first:
-                retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
-                log.info("event %s already handled (retry %s); acknowledging only", event_id, retry)
-                return BoltResponse(status=200, body="")
+        if event_id and claims.seen(event_id):
+            retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
+            log.info("event %s already received (retry %s); acknowledging only", event_id, retry)
+            return BoltResponse(status=200, body="")
         return next_()
 
     return deduplicate
@@ -89,9 +78,30 @@ def _api_url(url: str | None) -> str:
 # --------------------------------------------------------------------------- HTTP
 
 
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a stuck client must not block shutdown
-    request_queue_size = 128  # bursts of events arrive at once
+class _PooledWSGIServer(WSGIServer):
+    """Requests on a fixed set of threads: no thread per request, so per-thread resources
+    (the store's SQLite connections) stay bounded however many events arrive."""
+
+    request_queue_size = 256  # bursts of events arrive at once
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._pool = ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="fundbot-http")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._pool.submit(self._handle, request, client_address)
+
+    def _handle(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # one bad request must not take the server down
+            log.exception("HTTP request from %s failed", client_address[0])
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -111,7 +121,7 @@ class HttpServer:
                 return [b"ok"]
             return bolt(environ, start_response)
 
-        self._server = make_server(host, port, wsgi, server_class=_ThreadingWSGIServer,
+        self._server = make_server(host, port, wsgi, server_class=_PooledWSGIServer,
                                    handler_class=_QuietHandler)
         self._thread: threading.Thread | None = None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.slack import render
+from bot.slack.dedupe import Claims
 from bot.slack.worker import Dispatcher, Overloaded
 from states.machine import Deps, run_turn
 from states.ports import TurnResult
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 WORKING_STATUS = "is looking into it…"
 PLACEHOLDER_WAIT_S = 30.0  # how long a turn waits for its placeholder before posting fresh
 TITLE_CHARS = 80
+SKIP = "skip"  # the placeholder step's answer when the event was already claimed
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Ask:
     text: str
     user: str | None
     assistant: bool = False  # a DM thread: show status in the assistant panel if we can
+    event_id: str | None = None  # claimed durably before anything is posted
 
     @property
     def thread_id(self) -> str:
@@ -60,24 +64,37 @@ def thread_id(channel: str, thread_ts: str) -> str:
 class Responder:
     """Runs the core for Slack messages and posts the results."""
 
-    def __init__(self, deps: Deps, client: WebClient, dispatcher: Dispatcher):
+    def __init__(self, deps: Deps, client: WebClient, dispatcher: Dispatcher, claims: Claims):
         self.deps = deps
         self.client = client
         self.dispatcher = dispatcher
+        self.claims = claims
 
     # ------------------------------------------------- called on the request thread
 
     def ask(self, ask: Ask) -> None:
-        """Queue a question; a placeholder (or assistant status) appears at once."""
+        """Queue a question; a placeholder (or assistant status) appears at once.
+
+        The queued turn waits for the durable claim of its event, taken with the placeholder
+        off this thread; a redelivery someone already answered stops there."""
         working: Future = Future()
         try:
             ahead = self.dispatcher.submit(ask.thread_id, lambda: self._answer(ask, working))
         except Overloaded:
             log.warning("overloaded; turning away a question in %s", ask.thread_id)
-            self.dispatcher.ui(lambda: self._post(ask.channel, ask.thread_ts,
-                                                  render.failure(render.OVERLOADED)))
+            self.once(ask.event_id, lambda: self._post(ask.channel, ask.thread_ts,
+                                                       render.failure(render.OVERLOADED)))
             return
-        self.dispatcher.ui(lambda: _settle(working, lambda: self._show_working(ask, ahead)))
+
+        def claim_and_show() -> str | None:
+            if not self.claims.claim(ask.event_id):
+                return SKIP
+            return self._show_working(ask, ahead)
+        self.dispatcher.ui(lambda: _settle(working, claim_and_show))
+
+    def once(self, event_id: str | None, fn: Callable[[], object]) -> None:
+        """Run a quick Slack call off the request thread, if the event is not answered yet."""
+        self.dispatcher.ui(lambda: fn() if self.claims.claim(event_id) else None)
 
     def choose(self, choice: Choice) -> None:
         """Queue a clarification click; it answers exactly as typing the option would."""
@@ -88,7 +105,8 @@ class Responder:
             self.dispatcher.ui(lambda: self._post(choice.channel, choice.thread_ts,
                                                   render.failure(render.OVERLOADED)))
 
-    def refuse(self, channel: str, thread_ts: str, user: str | None, dm: bool) -> None:
+    def refuse(self, channel: str, thread_ts: str, user: str | None, dm: bool,
+               event_id: str | None = None) -> None:
         """A polite no, seen only by the asker where Slack allows it."""
         def post() -> None:
             text = render.refusal()
@@ -97,18 +115,21 @@ class Responder:
             else:
                 self.client.chat_postEphemeral(channel=channel, user=user, text=text,
                                                thread_ts=thread_ts)
-        self.dispatcher.ui(post)
+        self.once(event_id, post)
 
     # ---------------------------------------------------------- on the workers
 
     def _answer(self, ask: Ask, working: Future) -> None:
-        if ask.assistant:
-            self._title_if_new(ask)
-        result, seconds = self._run(ask.thread_id, ask.text, ask.user)
         try:
             placeholder = working.result(timeout=PLACEHOLDER_WAIT_S)
         except TimeoutError:  # the placeholder never came; post the answer fresh
             placeholder = None
+        if placeholder is SKIP:
+            log.info("event %s was answered before; skipping", ask.event_id)
+            return
+        if ask.assistant:
+            self._title_if_new(ask)
+        result, seconds = self._run(ask.thread_id, ask.text, ask.user)
         self._deliver(ask.channel, ask.thread_ts, placeholder, result, seconds)
 
     def _chosen(self, choice: Choice) -> None:

@@ -14,10 +14,10 @@ GREETING = "Hi! Ask me about the fund's portfolio: investments, valuations, part
 
 def build(responder: Responder, access: Access) -> Assistant:
     assistant = Assistant()
-    client, ui = responder.client, responder.dispatcher.ui
+    client = responder.client
 
     @assistant.thread_started
-    def started(payload: dict) -> None:
+    def started(payload: dict, body: dict) -> None:
         thread = payload["assistant_thread"]
         channel, root = thread["channel_id"], thread["thread_ts"]
 
@@ -26,22 +26,24 @@ def build(responder: Responder, access: Access) -> Assistant:
             client.assistant_threads_setSuggestedPrompts(
                 channel_id=channel, thread_ts=root, title="Try asking",
                 prompts=render.SUGGESTED_PROMPTS)
-        ui(greet)
+        responder.once(body.get("event_id"), greet)
 
     # Any threaded DM from a person lands here, the panel's threads and plain DM threads alike.
     @assistant.user_message
-    def user_message(payload: dict) -> None:
+    def user_message(payload: dict, body: dict) -> None:
         if payload.get("subtype") not in (None, "thread_broadcast"):
             return
         channel, user, root = payload["channel"], payload.get("user"), payload["thread_ts"]
+        event_id = body.get("event_id")
         if not access.allows(user, channel, is_dm=True):
-            responder.refuse(channel, root, user, dm=True)
+            responder.refuse(channel, root, user, dm=True, event_id=event_id)
             return
         text = question_text(payload.get("text", ""))
         if not text:
-            ui(lambda: client.chat_postMessage(channel=channel, thread_ts=root,
-                                               **render.help_message()))
+            responder.once(event_id, lambda: client.chat_postMessage(
+                channel=channel, thread_ts=root, **render.help_message()))
             return
-        responder.ask(Ask(channel=channel, thread_ts=root, text=text, user=user, assistant=True))
+        responder.ask(Ask(channel=channel, thread_ts=root, text=text, user=user, assistant=True,
+                          event_id=event_id))
 
     return assistant

@@ -23,36 +23,36 @@ def question_text(text: str) -> str:
 def register(app: App, responder: Responder, access: Access) -> None:
     store = responder.deps.store
 
-    def submit(event: dict, assistant: bool = False) -> None:
+    def submit(event: dict, event_id: str | None) -> None:
         channel, user = event["channel"], event.get("user")
         dm = is_dm(channel, event.get("channel_type"))
         root = event.get("thread_ts") or event["ts"]
         if not access.allows(user, channel, dm):
-            responder.refuse(channel, root, user, dm)
+            responder.refuse(channel, root, user, dm, event_id)
             return
         text = question_text(event.get("text", ""))
         if not text:
-            responder.dispatcher.ui(lambda: responder.client.chat_postMessage(
+            responder.once(event_id, lambda: responder.client.chat_postMessage(
                 channel=channel, thread_ts=root, **render.help_message()))
             return
         responder.ask(Ask(channel=channel, thread_ts=root, text=text, user=user,
-                          assistant=assistant))
+                          event_id=event_id))
 
     @app.event("app_mention")
-    def on_mention(event: dict) -> None:
-        submit(event)
+    def on_mention(event: dict, body: dict) -> None:
+        submit(event, body.get("event_id"))
 
     @app.event("message")
-    def on_message(event: dict, context: BoltContext) -> None:
+    def on_message(event: dict, body: dict, context: BoltContext) -> None:
         if event.get("subtype") not in _HANDLED_SUBTYPES or event.get("bot_id"):
             return
         channel = event.get("channel", "")
         if is_dm(channel, event.get("channel_type")):
-            submit(event)  # threaded DMs are caught by the assistant middleware first
+            submit(event, body.get("event_id"))  # threaded DMs go to the assistant middleware
             return
         text = event.get("text") or ""
         if context.bot_user_id and f"<@{context.bot_user_id}>" in text:
             return  # the app_mention event for this message answers it
         root = event.get("thread_ts")
         if root and store.load(thread_id(channel, root)).status == "clarify":
-            submit(event)  # a plain reply to our clarifying question
+            submit(event, body.get("event_id"))  # a plain reply to our clarifying question
