@@ -226,7 +226,7 @@ class TextNumber:
 _SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mm": 1e6, "mn": 1e6, "million": 1e6,
           "b": 1e9, "bn": 1e9, "billion": 1e9, "t": 1e12, "tn": 1e12, "trillion": 1e12}
 _NUMBER = re.compile(
-    r"(?<![\w.])(?P<neg>[-−–](?=[$€£]?\d)|\()?\s?(?P<cur>[$€£])?\s?"
+    r"(?<![\w.])(?P<neg>[-−–](?=[$€£]?\d))?(?P<cur>[$€£])?\s?"
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
     r"(?:\s?(?P<suf>%|percent\b|per cent\b|x\b|"
     r"(?:thousand|million|billion|trillion|mm|mn|bn|tn|k|m|b|t)\b))?",
@@ -243,7 +243,7 @@ def parse_numbers(text: str) -> list[TextNumber]:
         suf = (m["suf"] or "").lower()
         scale = _SCALE.get(suf, 1.0)
         value = float(digits) * scale
-        if m["neg"] and (m["neg"] != "(" or text[m.end():m.end() + 1] == ")"):
+        if m["neg"]:  # "(5M)" is not negated: in prose, brackets are asides, not accounting
             value = -value
         out.append(TextNumber(value, scale * 10.0 ** -decimals,
                               percent=suf in ("%", "percent", "per cent")))
