@@ -2,14 +2,16 @@
 
 Built once per process from the warehouse (`ValueDictionaries.from_connection`), then
 `resolve(text)` returns the names it is sure of as Entity and the names that fit several rows
-as Ambiguity, without calling an LLM. Matching runs in two passes over the question's words:
+as Ambiguity, without calling an LLM. Two kinds of match over the question's words:
 
-1. exact: the longest word sequences first, compared after normalisation (case, accents,
-   punctuation, possessive 's, legal suffixes such as "Inc." or "GmbH" dropped; "Fund 3" and
-   "Fund three" read as "Fund III");
-2. fuzzy (rapidfuzz `ratio`, strict cut-off) on the words no exact match used, for typos
-   and near spellings ("databriks"), skipping spans made of ordinary English words so that
-   "what is our total committed capital" matches nothing.
+- exact: word sequences compared after normalisation (case, accents, punctuation,
+  possessive 's, legal suffixes such as "Inc." or "GmbH" dropped; "Fund 3" and "Fund three"
+  read as "Fund III");
+- fuzzy (rapidfuzz `ratio`, strict cut-off) for typos and near spellings ("databriks"),
+  skipping spans made of ordinary English words so that "what is our total committed
+  capital" matches nothing.
+
+Longer sequences go first; at each length, exact before fuzzy.
 
 Each word is used by at most one match. A GP's first or last name alone is a partial alias; a
 company's first distinctive word ("acme" for "Acme Robotics, Inc.") is too; a full name or
@@ -257,7 +259,8 @@ class ValueDictionaries:
         used = [False] * len(tokens)
         found: list[tuple[int, str, dict[int, int] | dict[int, float], bool]] = []
 
-        # pass 1: exact, longest spans first
+        # longest spans first; at each length exact names before fuzzy ones, so that
+        # "Adam Brookes" is fuzzy-matched as a whole before "Adam" alone matches exactly
         for n in range(min(self._max_words, len(tokens)), 0, -1):
             for i in range(len(tokens) - n + 1):
                 if any(used[i:i + n]):
@@ -269,13 +272,12 @@ class ValueDictionaries:
                 if hit:
                     used[i:i + n] = [True] * n
                     found.append((i, self._mention(text, tokens, i, n), hit, False))
-
-        # pass 2: fuzzy, on what is left
-        for n in range(min(MAX_FUZZY_WORDS, len(tokens)), 0, -1):
+            if n > MAX_FUZZY_WORDS:
+                continue
             for i in range(len(tokens) - n + 1):
                 if any(used[i:i + n]):
                     continue
-                ws = [w for w, _, _ in tokens[i:i + n]]
+                ws = tuple(w for w, _, _ in tokens[i:i + n])
                 if ws[0] in STOPWORDS or ws[-1] in STOPWORDS:
                     continue
                 if all(w in COMMON_WORDS or w.isdigit() for w in ws):

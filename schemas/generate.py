@@ -524,6 +524,7 @@ class _Simulation:
             self.fund_live[fid] = self.fund_live[fid] or h.exit_date is None
         if founded is None:
             founded = max(1998, first_day.year - self.rng.randint(0, 2) - entry_rnd)
+        founded = min(founded, first_day.year)  # a planted name's year may postdate its entry
         status = {"Active": "Active", "Acquisition": "Acquired", "IPO": "Public",
                   "Write-off": "Shut Down"}[outcome]
         return (company_id, name, sector, city, country, founded, status)
