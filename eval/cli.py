@@ -47,7 +47,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("thresholds (exit 1 when a metric is below; off by default)")
     for metric in THRESHOLDS:
-        g.add_argument(_flag(metric), dest=f"min_{metric}", type=_fraction, default=None,
+        flags = dict.fromkeys([_flag(metric), "--min-" + metric.replace("_", "-")])
+        g.add_argument(*flags, dest=f"min_{metric}", type=_fraction, default=None,
                        metavar="X", help=f"minimum {metric} (0-1)")
     return p
 
