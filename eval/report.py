@@ -41,14 +41,21 @@ def load(path: str | Path) -> dict[str, Any]:
         return json.load(f)
 
 
-def worst(cases: list[dict[str, Any]], n: int = WORST) -> list[dict[str, Any]]:
+def _perfect(c: dict[str, Any]) -> bool:
+    scores = [v for k, v in c["metrics"].items() if k in CHART_METRICS and v is not None]
+    return c["passed"] and all(v >= 1.0 for v in scores)
+
+
+def worst(cases: list[dict[str, Any]], n: int = WORST,
+          imperfect_only: bool = False) -> list[dict[str, Any]]:
     """The cases most worth a look: failed first, then by execution, values, ROUGE-L."""
     def key(c: dict[str, Any]) -> tuple:
         m = c["metrics"]
         return (c["passed"], c["outcome_ok"], _num(m.get("execution_accuracy")),
                 _num(m.get("value_recall")), _num(m.get("column_recall")),
                 _num(m.get("rougeL")), c["id"])
-    return sorted(cases, key=key)[:n]
+    pool = [c for c in cases if not _perfect(c)] if imperfect_only else cases
+    return sorted(pool, key=key)[:n]
 
 
 def _num(v: float | None) -> float:
@@ -90,7 +97,10 @@ def markdown(report: dict[str, Any], failures: list[str] | None = None) -> str:
                    f"{pct(t['value_recall'])} | {pct(t['rougeL'])} | "
                    f"{pct(t['outcome_accuracy'])} | {t['passed']}/{t['cases']} |")
     out += ["", "## Worst cases", ""]
-    for c in worst(cases):
+    shown = worst(cases, imperfect_only=True)
+    if not shown:
+        out += ["Every case passed with full marks.", ""]
+    for c in shown:
         m = c["metrics"]
         first = c["turns"][0]["question"] if c["turns"] else ""
         out.append(f"### {c['id']} ({', '.join(c['tags'])}) — "

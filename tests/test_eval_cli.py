@@ -86,7 +86,12 @@ def test_a_real_endpoint_is_scored_and_gated_by_thresholds(runs):
     assert by_id["agg-total-invested"]["metrics"]["rouge1"] > 0.3
     assert not by_id["agg-company-count"]["passed"]
     assert by_id["agg-company-count"]["turns"][0]["missing_tables"] == ["companies"]
-    assert "Thresholds not met" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "Thresholds not met" in md
+    # the failing case comes first, with its SQL next to the reference SQL
+    worst = md.split("## Worst cases")[1]
+    assert worst.lstrip().startswith("### agg-company-count (aggregate) — FAILED")
+    assert "SELECT COUNT(*) AS n FROM funds" in worst and "Reference SQL:" in worst
 
 
 def test_the_model_flag_reaches_the_endpoint(runs):
