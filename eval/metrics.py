@@ -53,8 +53,9 @@ def _recall(found: set, wanted: set) -> float:
 def sql_recall(predicted: str | None, reference: str | None, catalog: Catalog) -> SqlRecall:
     """Table and column recall of `predicted` against `reference` (None when no reference).
 
-    An empty or unparsable prediction recalls nothing; a reference that names no column
-    (``SELECT count(*) FROM t``) is recalled in full by any prediction with SQL.
+    An empty or unparsable prediction recalls nothing. Column recall is None (undefined)
+    when the reference names no column (``SELECT count(*) FROM t``): a free 1.0 would
+    reward counting the wrong table.
     """
     if not reference:
         return SqlRecall(None, None, [], [])
@@ -67,11 +68,11 @@ def sql_recall(predicted: str | None, reference: str | None, catalog: Catalog) -
         except QueryError:
             pred = None
     if pred is None:
-        return SqlRecall(0.0, 0.0, sorted(ref.tables), sorted(want_cols))
+        return SqlRecall(0.0, 0.0 if want_cols else None, sorted(ref.tables), sorted(want_cols))
     got_cols = {f"{t}.{c}" for t, c in pred.columns}
     return SqlRecall(
         table_recall=_recall(pred.tables, ref.tables),
-        column_recall=_recall(got_cols, want_cols),
+        column_recall=_recall(got_cols, want_cols) if want_cols else None,
         missing_tables=sorted(ref.tables - pred.tables),
         missing_columns=sorted(want_cols - got_cols),
     )

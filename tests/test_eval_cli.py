@@ -74,6 +74,7 @@ def test_a_real_endpoint_is_scored_and_gated_by_thresholds(runs):
     assert s["cases"] == 3 and report["meta"]["model"] == "my-model"
     assert s["execution_accuracy"] == 0.5
     assert s["table_recall"] == 0.5  # funds instead of companies
+    assert s["column_recall"] == 1.0  # COUNT(*) names no column: only the other case counts
     assert s["value_recall"] == 0.5  # the total is in the data; 400 companies is not
     assert s["answer_value_recall"] == 0.0  # the prose has the wrong figure
     assert s["refusal_recall"] == 1.0 and s["refusal_precision"] == 1.0

@@ -91,10 +91,13 @@ def test_empty_or_failed_predictions_recall_nothing(catalog):
     assert M.sql_recall("SELECT 1", None, catalog).table_recall is None
 
 
-def test_reference_without_columns_is_recalled_by_any_sql_on_its_table(catalog):
-    r = M.sql_recall("SELECT COUNT(investment_id) FROM investments",
-                     "SELECT COUNT(*) FROM investments", catalog)
-    assert (r.table_recall, r.column_recall) == (1.0, 1.0)
+def test_column_recall_is_undefined_when_the_reference_names_no_column(catalog):
+    ref = "SELECT COUNT(*) FROM investments"
+    r = M.sql_recall("SELECT COUNT(investment_id) FROM investments", ref, catalog)
+    assert (r.table_recall, r.column_recall) == (1.0, None)
+    r = M.sql_recall("SELECT COUNT(*) FROM funds", ref, catalog)  # the wrong table
+    assert (r.table_recall, r.column_recall) == (0.0, None)
+    assert M.sql_recall(None, ref, catalog).column_recall is None
 
 
 def test_is_ordered_looks_at_the_outer_query_only():
