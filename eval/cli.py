@@ -83,6 +83,17 @@ def _git_commit() -> str:
         return ""
 
 
+def _public_url(url: str) -> str:
+    """The endpoint for the report, without credentials or query a URL might carry."""
+    if not url:
+        return "openai"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
 def run(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_config
     from bot.runtime import build_llm
@@ -145,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         warehouse.close()
     summary = summarize(records)
     meta = {
-        "model": model, "endpoint": "" if gold else (config.openai_base_url or "openai"),
+        "model": model, "endpoint": "" if gold else _public_url(config.openai_base_url),
         "cases_file": str(args.cases), "tags": args.tags, "today": today.isoformat(),
         "as_of": as_of, "db": str(db), "concurrency": args.concurrency,
         "started_at": started, "wall_seconds": round(wall, 3), "commit": _git_commit(),

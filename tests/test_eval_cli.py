@@ -72,6 +72,8 @@ def test_a_real_endpoint_is_scored_and_gated_by_thresholds(runs):
     report = _report(out)
     s = report["summary"]
     assert s["cases"] == 3 and report["meta"]["model"] == "my-model"
+    assert report["meta"]["endpoint"].startswith("http://127.0.0.1:")
+    assert "sk-test" not in (out / "report.json").read_text()
     assert s["execution_accuracy"] == 0.5
     assert s["table_recall"] == 0.5  # funds instead of companies
     assert s["column_recall"] == 1.0  # COUNT(*) names no column: only the other case counts
