@@ -8,7 +8,8 @@ table it is shown (the same Markdown table a real model reads). Scoring it must 
 on recall and execution accuracy; anything less is a bug in the cases or the wiring.
 
 Templates: `{col}` or `{col:fmt}` is the first row's value of a result column;
-`[[ ... ]]` repeats its content for every row, joined by "; "; `{n_rows}` is the row count.
+`[[ ... ]]` repeats its content for every row, joined by "; " (in a canonical order when the
+SQL has no ORDER BY); `{n_rows}` is the row count.
 Formats: money ($12.3M), int (1,234), num (1,234.56), pct (12.5%), x (2.35x).
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eval.cases import Case, TurnSpec
+from eval.metrics import canonical_rows, is_ordered
 from states.debug import KEEP
 from states.ports import LLMReply, ToolCall, Usage
 from states.prompts import OUT_OF_SCOPE, fmt_value
@@ -122,7 +124,10 @@ def reference_answer(turn: TurnSpec, columns: Sequence[str], rows: Sequence[Sequ
     """The reference answer of an answer turn, from the rows as the model would see them."""
     if not turn.answer_template:
         return turn.answer or ""
-    return render(turn.answer_template, columns, [tuple(as_shown(v) for v in r) for r in rows])
+    shown = [tuple(as_shown(v) for v in r) for r in rows]
+    if not is_ordered(turn.sql or ""):  # the database may list them in any order
+        shown = canonical_rows(shown)
+    return render(turn.answer_template, columns, shown)
 
 
 # ------------------------------------------------------------------- the model

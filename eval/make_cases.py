@@ -20,7 +20,7 @@ from pathlib import Path
 
 from eval.cases import DEFAULT_CASES, Case, dump_cases, load_cases
 from eval.gold import reference_answer
-from eval.metrics import derive_values
+from eval.metrics import derive_values, is_ordered
 from eval.runner import Reference, reference_result, stale_values
 from states.ports import Limits, Warehouse
 
@@ -54,7 +54,8 @@ def derive(case: Case, warehouse: Warehouse, update: bool = False) -> list[str]:
             problems.append(f"{where}: {exc.args[0]}")
             continue
         if update:
-            turn.values = derive_values(ref.columns, ref.rows, turn.value_columns)
+            turn.values = derive_values(ref.columns, ref.rows, turn.value_columns,
+                                        ordered=is_ordered(turn.sql))
             turn.answer = answer
             continue
         problems += [f"{where}: {p}" for p in stale_values(turn, ref)]

@@ -124,13 +124,29 @@ def to_value(v: Any) -> Value | None:
     return s or None
 
 
+def _sort_key(v: Any) -> tuple:
+    n = _number(v)
+    if n is not None:
+        return (1, n, "")
+    return (0, 0.0, "") if v is None else (2, 0.0, _iso(v) or str(v))
+
+
+def canonical_rows(rows: Sequence[Sequence[Any]]) -> list[tuple]:
+    """Rows in a fixed order, for results whose SQL leaves the order to the database."""
+    return sorted((tuple(r) for r in rows), key=lambda r: tuple(_sort_key(v) for v in r))
+
+
 def derive_values(columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                  value_columns: Sequence[str] | None = None, max_rows: int = 10) -> list[Value]:
+                  value_columns: Sequence[str] | None = None, max_rows: int = 10,
+                  ordered: bool = True) -> list[Value]:
     """The important values of a reference result: its cells, minus keys and NULLs.
 
     `value_columns` narrows it to some columns (case-insensitive); only the first
-    `max_rows` rows count, so a long listing asks for its head, not every row.
+    `max_rows` rows count, so a long listing asks for its head, not every row. An
+    unordered result is put in canonical order first, so its head does not drift.
     """
+    if not ordered:
+        rows = canonical_rows(rows)
     keep = {c.lower() for c in value_columns} if value_columns else None
     idx = [i for i, c in enumerate(columns)
            if (keep is None or c.lower() in keep)

@@ -60,7 +60,8 @@ def stale_values(spec: TurnSpec, ref: Reference) -> list[str]:
     """How the stored important values differ from those of the current data ([] if not)."""
     if ref.error:
         return [f"reference SQL failed: {ref.error}"]
-    now = M.derive_values(ref.columns, ref.rows, spec.value_columns)
+    now = M.derive_values(ref.columns, ref.rows, spec.value_columns,
+                          ordered=M.is_ordered(spec.sql or ""))
     if len(now) != len(spec.values):
         return [f"stored {len(spec.values)} values, the data gives {len(now)}: {now[:10]}"]
     out = []

@@ -183,6 +183,10 @@ def test_derive_values_skips_keys_and_nulls_and_dedupes():
     assert M.derive_values(cols, rows) == ["Databricks, Inc.", 236500000, 1.5, "2024-02-22"]
     assert M.derive_values(cols, rows, value_columns=["INVESTED"]) == [236500000, 1.5]
     assert M.derive_values(cols, rows, max_rows=1) == ["Databricks, Inc.", 236500000]
+    # without ORDER BY the database may return rows in any order: the head is canonical
+    unordered = [("b", 2), ("a", 1), ("c", None)]
+    assert M.derive_values(["n", "v"], unordered, max_rows=2, ordered=False) == ["a", 1, "b", 2]
+    assert M.canonical_rows([(2, None), (1, "x"), (1, None)]) == [(1, None), (1, "x"), (2, None)]
 
 
 # ------------------------------------------------------------------------- ROUGE
