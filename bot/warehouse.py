@@ -173,6 +173,11 @@ class DuckWarehouse:
             limit = f"{self.limits.query_timeout_s:g}"
             return QueryError("timeout", f"the query ran longer than {limit} s and was stopped; "
                               "make it cheaper (filter early, avoid cross joins)", sql)
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            # DuckDB's own text talks of in-memory mode and temp directories: noise to a user
+            return QueryError("runtime", f"the query needed more than the {self.limits.memory_limit} "
+                              "memory limit and was stopped; aggregate or filter earlier and "
+                              "avoid cross joins", sql)
         if isinstance(exc, (duckdb.ParserException, duckdb.SyntaxException)):
             kind = "parse"
         elif isinstance(exc, (duckdb.BinderException, duckdb.CatalogException)):

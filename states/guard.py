@@ -112,6 +112,15 @@ _STATEMENT_HEADS = frozenset(
 )
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 _MAX_PROBLEMS = 5  # problems listed in one refusal; more would drown the first
+# DuckDB builds the result of repeat/lpad/rpad/printf/format in one allocation that neither
+# the memory limit nor an interrupt can stop (repeat('x', 1e9) takes seconds and 2 GB past a
+# 128 MB limit and a 1 s timeout), so their sizes must be small literals.
+MAX_BUILT_CHARS = 1000
+MAX_SQL_CHARS = 20_000  # a query longer than this is a runaway model, not an analyst's SQL
+# a printf spec's flags/width/precision, a format field's contents
+_PRINTF_SPEC = re.compile(r"%([^a-zA-Z%]*)")
+_FORMAT_FIELD = re.compile(r"\{([^{}]*)(\{?)")
+_WIDE = re.compile(r"\d{4,}|\*")  # a width or precision of 1000 or more, or one from an argument
 
 
 @dataclass
@@ -221,6 +230,52 @@ def _functions(statement: exp.Expr, sql: str) -> tuple[set[str], list[str]]:
         if not ok:
             refused.append(name)
     return used, refused
+
+
+def _int_literal(node: exp.Expr | None) -> int | None:
+    if isinstance(node, exp.Neg):
+        inner = _int_literal(node.this)
+        return -inner if inner is not None else None
+    if isinstance(node, exp.Literal) and node.is_int:
+        return int(node.name)
+    return None
+
+
+def _wide_format(pattern: str) -> bool:
+    """True when a printf/format pattern asks for a width or precision we do not bound."""
+    if any(_WIDE.search(spec) for spec in _PRINTF_SPEC.findall(pattern.replace("%%", ""))):
+        return True
+    return any(nested or re.search(r"\d{4,}", field)
+               for field, nested in _FORMAT_FIELD.findall(pattern))
+
+
+def _size_problems(statement: exp.Expr, sql: str) -> list[str]:
+    """Calls whose output size the SQL does not bound by small literals (see MAX_BUILT_CHARS)."""
+    problems: list[str] = []
+    for node in statement.find_all(exp.Func):
+        written, canonical = _function_names(node, sql)
+        name = written or min(canonical)
+        args = node.expressions if isinstance(node, exp.Anonymous) else []
+        if isinstance(node, exp.Repeat) or name == "repeat":
+            text, count = (node.this, node.args.get("times")) if not args else (
+                args[0], args[1] if len(args) > 1 else None)
+            n = _int_literal(count)
+            if not isinstance(text, (exp.Literal, exp.Array)) or n is None or n > MAX_BUILT_CHARS:
+                problems.append(f"repeat() needs a literal text and a literal count of at most "
+                                f"{MAX_BUILT_CHARS}")
+        elif isinstance(node, exp.Pad) or name in ("lpad", "rpad"):
+            count = node.args.get("expression") if not args else (
+                args[1] if len(args) > 1 else None)
+            n = _int_literal(count)
+            if n is None or n > MAX_BUILT_CHARS:
+                problems.append(f"{name}() needs a literal length of at most {MAX_BUILT_CHARS}")
+        elif isinstance(node, exp.Format) or name in ("printf", "format"):
+            pattern = node.this if not args else args[0]
+            if not (isinstance(pattern, exp.Literal) and pattern.is_string) or \
+                    _wide_format(pattern.name):
+                problems.append(f"{name}() needs a literal pattern with widths under "
+                                f"{MAX_BUILT_CHARS}")
+    return problems
 
 
 def _inside_allowed_call(node: exp.Expr, sql: str) -> bool:
@@ -506,6 +561,9 @@ def check(sql: str, catalog: Catalog, max_rows: int) -> str:
     """
     if not sql or not sql.strip():
         raise _refuse("the SQL is empty; write one SELECT query", sql)
+    if len(sql) > MAX_SQL_CHARS:
+        raise _refuse(f"the SQL is {len(sql):,} characters long; the limit is "
+                      f"{MAX_SQL_CHARS:,}: write a shorter query", sql)
     statements = _parse(sql)
     if not statements:
         raise _refuse("the SQL holds no statement; write one SELECT query", sql)
@@ -533,6 +591,7 @@ def check(sql: str, catalog: Catalog, max_rows: int) -> str:
         problems.append(
             f"function(s) not allowed: {', '.join(sorted(set(refused_fns)))}; use standard "
             "aggregates, window, date, string, math and conditional functions")
+    problems += _size_problems(statement, sql)
     if problems:
         unique = list(dict.fromkeys(problems))
         more = f" (and {len(unique) - _MAX_PROBLEMS} more)" if len(unique) > _MAX_PROBLEMS else ""
