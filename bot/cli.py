@@ -73,7 +73,9 @@ def print_result(r: TurnResult, out=sys.stdout) -> None:
         print("\n" + text_table(r.columns, r.rows), file=out)
     if r.state == "answered" and r.sql:
         secs = r.timings_ms.get("total", 0) / 1000
-        print(f"\n(data as of {r.as_of or 'unknown'}; {len(r.rows)} rows; {secs:.1f}s)", file=out)
+        n = len(r.rows)
+        print(f"\n(data as of {r.as_of or 'unknown'}; {n} row{'' if n == 1 else 's'}"
+              f"{' (truncated)' if r.truncated else ''}; {secs:.1f}s)", file=out)
 
 
 def exit_code(r: TurnResult) -> int:

@@ -6,6 +6,7 @@ driver is an explicit loop: ``event = handler(ctx); ctx.trigger(event)``.
 
 from __future__ import annotations
 
+import copy
 import enum
 import time
 import uuid
@@ -20,6 +21,7 @@ from states.ports import (
     LLM,
     Conversation,
     Limits,
+    Pending,
     Store,
     Trace,
     Turn,
@@ -150,6 +152,7 @@ def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None) -> 
     trace = Trace(trace_id=uuid.uuid4().hex[:16], thread_id=thread_id,
                   question=text if len(text) <= 2000 else text[:2000] + "…", started_at=_now())
     resuming = conv.status == "clarify" and conv.pending is not None
+    waiting = copy.deepcopy(conv.pending) if resuming else None
     ctx = TurnContext(deps=deps, conv=conv, text=text, trace=trace, user=user,
                       question=conv.pending.question if resuming else text)
     if conv.status not in ("idle", "clarify"):
@@ -164,7 +167,7 @@ def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None) -> 
                  "Please ask again; if it keeps happening, tell the fundbot maintainers "
                  f"(trace {trace.trace_id}).", detail=f"{type(exc).__name__}: {exc}")
         flow.state = S.FAILED.value
-    return _finish(ctx, S(flow.state), t_start)
+    return _finish(ctx, S(flow.state), t_start, waiting)
 
 
 def _drive(flow: Flow) -> None:
@@ -186,7 +189,11 @@ def _drive(flow: Flow) -> None:
         ctx.time("store", t1)
 
 
-def _finish(ctx: TurnContext, state: S, t_start: float) -> TurnResult:
+# Failures that say nothing about the open question: the thread keeps waiting on it.
+KEEPS_CLARIFICATION = {"empty", "too_long", "llm", "internal"}
+
+
+def _finish(ctx: TurnContext, state: S, t_start: float, waiting: Pending | None) -> TurnResult:
     conv: Conversation = ctx.conv
     final = "clarify" if state == S.CLARIFY else state.value
     if state == S.FAILED and ctx.answer is None:  # a guard stopped the turn
@@ -195,7 +202,9 @@ def _finish(ctx: TurnContext, state: S, t_start: float) -> TurnResult:
             ctx.clarification, ctx.options = None, []
         else:
             ctx.error_kind, ctx.answer = "sql", debug.exhausted_message(ctx)
-    if final != "clarify":
+    if final == "failed" and waiting is not None and ctx.error_kind in KEEPS_CLARIFICATION:
+        conv.status, conv.pending = "clarify", waiting  # as it was before this message
+    elif final != "clarify":
         conv.status, conv.pending = "idle", None
     result = ctx.result
     conv.history.append(Turn(

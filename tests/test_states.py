@@ -258,3 +258,29 @@ def test_unexpected_exception_fails_cleanly():
 ])
 def test_pick_option(reply, expected):
     assert pick_option(reply, ["Adam Brooks", "Adam Levin"]) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 5000])
+def test_bad_reply_to_a_clarification_keeps_the_question_open(bad):
+    sql = "SELECT 1 FROM investments"
+    deps, llm, wh, store = make({sql: QueryResult(["x"], [(1,)])})
+    run_turn(deps, "k", "What has Adam invested in?")
+    r = run_turn(deps, "k", bad)
+    assert r.state == "failed" and r.error_kind in ("empty", "too_long")
+    conv = store.load("k")
+    assert conv.status == "clarify" and conv.pending.options == ["Adam Brooks", "Adam Levin"]
+    assert conv.pending.facts == [] and conv.pending.settled == {}
+    llm.sql(sql).text("ok")
+    assert run_turn(deps, "k", "Adam Levin").state == "answered"
+
+
+def test_llm_failure_after_a_clarification_keeps_it_open_for_a_retry():
+    sql = "SELECT 1 FROM investments"
+    deps, llm, wh, store = make({sql: QueryResult(["x"], [(1,)])})
+    run_turn(deps, "kr", "What has Adam invested in?")
+    llm.error("server")
+    assert run_turn(deps, "kr", "Adam Levin").error_kind == "llm"
+    assert store.load("kr").pending.settled == {}  # the failed try left no trace in the state
+    llm.sql(sql).text("ok")
+    assert run_turn(deps, "kr", "Adam Levin").state == "answered"
+    assert store.load("kr").status == "idle"
