@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): `python -m bench.run` measures everything; see docs/BENCHMARKS.md."""

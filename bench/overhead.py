@@ -1,0 +1,137 @@
+"""Turn overhead: our own time per turn with an instant LLM, by part, and LLM calls per outcome.
+
+    python -m bench.overhead [--turns 1000]
+
+The eval cases' questions, turn by turn (each case in a fresh thread, cycled until `turns`
+turns are done, after a short warm-up), through `run_turn` with production Limits, the real
+DuckWarehouse on the sample warehouse (scale 1), the real SqliteStore and the real openai
+client against FakeOpenAI at latency 0 answering as the gold model (reference SQL for
+understand, the templated answer for interpret), served from a child process as a real
+endpoint would be. "own" = the turn's wall time minus the time
+spent inside LLM calls (request building, HTTP and parsing included there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+from bench.common import RoutedChat, dist, gold_process, scratch, warehouse
+
+PARTS = ("resolve", "prompt", "guard", "duckdb", "store")
+TARGETS = {"p50_ms": 20.0, "p95_ms": 50.0}
+
+
+def _kind(r: Any, pending_kind: str | None, trace: Any) -> str:
+    """What sort of turn this was, for the per-kind figures."""
+    if r.state == "clarify":
+        return "clarify_entity" if pending_kind == "entity" else "clarify_llm"
+    if r.refused or r.error_kind == "refused":
+        return "refuse"
+    if r.state == "answered" and r.sql:
+        purposes = [c.purpose for c in trace.llm_calls] if trace else []
+        if "understand" not in purposes:
+            return "answer_pasted_sql"  # the user's own SELECT: no understand call
+        states = [s.state for s in trace.steps]
+        return "answer" if states == ["understand", "execute", "interpret"] else "answer_debugged"
+    return r.state
+
+
+def run(turns: int = 1000, warmup: int = 30) -> dict[str, Any]:
+    from bot.store import SqliteStore
+    from bot.warehouse import open_warehouse
+    from eval.cases import DEFAULT_TODAY, load_cases
+    from states.machine import Deps, run_turn
+    from states.ports import Limits
+
+    cases = load_cases()
+    db, built_s = warehouse(1.0)
+    limits = Limits()
+    rows: list[dict[str, Any]] = []
+    with scratch() as work, gold_process(latency=0.0) as gold:
+        wh = open_warehouse(str(db), limits)
+        store = SqliteStore(work / "state.sqlite3")
+        clients = {c.id: RoutedChat(c.id, gold.base_url) for c in cases}
+        base = Deps(llm=None, warehouse=wh, store=store, limits=limits)  # type: ignore[arg-type]
+        rep, t_all = 0, time.perf_counter()
+        while len(rows) < warmup + turns:
+            for case in cases:
+                deps = replace(base, llm=clients[case.id], today=case.today or DEFAULT_TODAY)
+                thread = f"bench-{rep}-{case.id}"
+                for i, spec in enumerate(case.turns):
+                    if len(rows) >= warmup + turns:
+                        break
+                    clients[case.id].turn = i
+                    r = run_turn(deps, thread, spec.question, user="bench")
+                    # outside the timing: what kind of turn it was
+                    conv = store.load(thread)
+                    pending = conv.pending.kind if conv.pending else None
+                    trace = store.get_trace(r.trace_id)
+                    rows.append({"case": case.id, "expect": spec.expect,
+                                 "kind": _kind(r, pending, trace), "state": r.state,
+                                 "llm_calls": r.llm_calls, "t": dict(r.timings_ms)})
+                if len(rows) >= warmup + turns:
+                    break
+            rep += 1
+        wall = time.perf_counter() - t_all
+        for c in clients.values():
+            c.close()
+        store.close()
+        wh.close()
+
+    cold = rows[0]["t"]["own"]
+    measured = rows[warmup:]
+    own = [r["t"]["own"] for r in measured]
+    parts = {p: dist([r["t"].get(p, 0.0) for r in measured]) for p in PARTS}
+    rest = [r["t"]["own"] - sum(r["t"].get(p, 0.0) for p in PARTS) for r in measured]
+    parts["other"] = dist(rest)
+    by_kind: dict[str, Any] = {}
+    for kind in sorted({r["kind"] for r in measured}):
+        sel = [r for r in measured if r["kind"] == kind]
+        by_kind[kind] = {"own_ms": dist([r["t"]["own"] for r in sel]),
+                         "llm_calls": dict(Counter(r["llm_calls"] for r in sel))}
+    happy = [r for r in measured if r["kind"] == "answer"]
+    entity = [r for r in measured if r["kind"] == "clarify_entity"]
+    own_d = dist(own)
+    return {
+        "benchmark": "turn_overhead",
+        "turns": len(measured), "warmup_turns": warmup, "cases": len(cases),
+        "warehouse": f"sample, scale 1 ({db.name})", "wall_s": round(wall, 2),
+        "own_ms": own_d,
+        "cold_first_turn_own_ms": round(cold, 2),
+        "parts_ms": parts,
+        "llm_roundtrip_ms_at_latency_0": dist([r["t"]["llm"] / max(1, r["llm_calls"])
+                                               for r in measured if r["llm_calls"]]),
+        "by_kind": by_kind,
+        "happy_path": {"turns": len(happy),
+                       "llm_calls": dict(Counter(r["llm_calls"] for r in happy)),
+                       "all_exactly_2": all(r["llm_calls"] == 2 for r in happy)},
+        "ambiguous_name_clarification": {
+            "turns": len(entity), "llm_calls": dict(Counter(r["llm_calls"] for r in entity)),
+            "all_zero": bool(entity) and all(r["llm_calls"] == 0 for r in entity)},
+        "targets": {"own_p50_ms": TARGETS["p50_ms"], "own_p95_ms": TARGETS["p95_ms"]},
+        "met": {"own_p50": own_d["p50"] <= TARGETS["p50_ms"],
+                "own_p95": own_d["p95"] <= TARGETS["p95_ms"],
+                "happy_path_2_calls": bool(happy) and all(r["llm_calls"] == 2 for r in happy),
+                "entity_clarify_0_calls": bool(entity)
+                and all(r["llm_calls"] == 0 for r in entity)},
+        "warehouse_build_s": round(built_s, 1) if built_s else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--turns", type=int, default=1000)
+    args = p.parse_args(argv)
+    result = run(args.turns)
+    print(json.dumps(result, indent=2))
+    return 0 if all(result["met"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
