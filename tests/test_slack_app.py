@@ -148,7 +148,9 @@ def make_bot(tmp_path: Path, warehouse_path: str):
             setattr(config, key, value)
         deps = build_deps(config)
         app, dispatcher = create_app(config, deps)
-        server = HttpServer(app, host="127.0.0.1", port=0).start()
+        server = HttpServer(app, host="127.0.0.1", port=0,
+                            signing_secret=config.slack_signing_secret or None,
+                            quiet=dispatcher.quiet).start()
         bot = Bot(slack, llm, script, SlackSender(server.url, SECRET), server, config, deps,
                   dispatcher, app)
         bots.append(bot)
@@ -360,6 +362,29 @@ def test_stale_timestamp_is_rejected(bot: Bot):
     assert delivery.status == 401
     time.sleep(0.2)
     assert bot.slack.methods() == ["auth.test"] and bot.llm.requests == []
+
+
+def test_bolt_alone_also_rejects_bad_and_stale_signatures(bot: Bot):
+    # Without the signing secret the server hands every request to Bolt, which checks too.
+    plain = HttpServer(bot.app, host="127.0.0.1", port=0).start()
+    try:
+        sender = SlackSender(plain.url, SECRET)
+        payload = sender.mention(CHANNEL, ALICE, "how many companies?")
+        assert sender.post(payload, signature="v0=" + "0" * 64).status == 401
+        assert sender.post(payload, timestamp=int(time.time()) - 600).status == 401
+        click = sender.post({"type": "block_actions", "actions": []}, form=True,
+                            signature="v0=bad")
+        assert click.status == 401
+    finally:
+        plain.stop()
+    time.sleep(0.2)
+    assert bot.slack.methods() == ["auth.test"] and bot.llm.requests == []
+
+
+def test_url_verification_gets_its_challenge_back(bot: Bot):
+    delivery = bot.sender.post({"type": "url_verification", "challenge": "c-123",
+                                "token": "legacy-unused"})
+    assert delivery.status == 200 and "c-123" in delivery.body
 
 
 def test_same_event_three_times_gets_one_answer(bot: Bot):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.slack.worker import Dispatcher, Overloaded
+from bot.slack.worker import Dispatcher, Overloaded, Quiet
 
 
 def test_one_key_runs_in_order_one_at_a_time():
@@ -126,4 +126,27 @@ def test_ui_calls_run_even_while_turn_workers_are_busy():
     d.submit("slow", release.wait)
     assert d.ui(lambda: "posted").result(timeout=2) == "posted"
     release.set()
+    d.shutdown()
+
+
+def test_quiet_holds_work_while_requests_are_in_flight():
+    quiet = Quiet(settle_s=0.05, max_wait_s=2.0)
+    d = Dispatcher(workers=1, quiet=quiet)
+    started = []
+    with quiet.busy():
+        d.submit("k", lambda: started.append(time.monotonic()))
+        time.sleep(0.2)
+        assert started == []  # a request is still being acknowledged
+        released = time.monotonic()
+    assert d.join(5)
+    assert started[0] - released >= 0.04  # and then a settle period passed
+
+
+def test_quiet_never_starves_work():
+    quiet = Quiet(settle_s=0.05, max_wait_s=0.1)
+    d = Dispatcher(workers=1, quiet=quiet)
+    ran = threading.Event()
+    with quiet.busy():  # requests never stop
+        d.submit("k", ran.set)
+        assert ran.wait(1.0)
     d.shutdown()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import signal
 import threading
@@ -11,15 +13,17 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.access import Access
 from bot.slack.dedupe import Claims
 from bot.slack.listeners import register
 from bot.slack.responder import Responder
-from bot.slack.worker import Dispatcher
+from bot.slack.worker import Dispatcher, Quiet
 from states.machine import Deps
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,7 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
         process_before_response=True,
         name="fundbot",
     )
-    dispatcher = Dispatcher(workers=config.workers)
+    dispatcher = Dispatcher(workers=config.workers, quiet=Quiet())
     claims = Claims(deps.store)
     responder = Responder(deps, client, dispatcher, claims)
     app.use(_deduplicate(claims))  # before the assistant middleware, so it sees everything
@@ -88,12 +92,18 @@ class _PooledWSGIServer(WSGIServer):
         super().__init__(*args, **kwargs)
         self._pool = ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="fundbot-http")
 
+    quiet: Quiet | None = None  # told about every request, from accept to response
+
     def process_request(self, request: Any, client_address: Any) -> None:
         self._pool.submit(self._handle, request, client_address)
 
     def _handle(self, request: Any, client_address: Any) -> None:
         try:
-            self.finish_request(request, client_address)
+            if self.quiet is None:
+                self.finish_request(request, client_address)
+            else:
+                with self.quiet.busy():
+                    self.finish_request(request, client_address)
         except Exception:  # one bad request must not take the server down
             log.exception("HTTP request from %s failed", client_address[0])
         finally:
@@ -110,19 +120,44 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class HttpServer:
-    """Bolt behind a threaded stdlib WSGI server: POST /slack/events, GET /healthz."""
+    """Bolt behind a pooled stdlib WSGI server: POST /slack/events, GET /healthz.
 
-    def __init__(self, app: App, host: str = "0.0.0.0", port: int = 3000):
+    With the signing secret, Events API deliveries are acknowledged as soon as their
+    signature checks out, and Bolt handles them right after on one intake thread, in arrival
+    order. Slack wants the 200 within 3 s; a burst should not queue each ack behind Bolt's
+    middleware for all the others. Everything else (interactivity, url_verification) gets
+    Bolt's own response.
+    """
+
+    def __init__(self, app: App, host: str = "0.0.0.0", port: int = 3000,
+                 signing_secret: str | None = None, quiet: Quiet | None = None):
         bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+        verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self._intake = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fundbot-intake")
 
         def wsgi(environ: dict, start_response: Any) -> Any:
-            if environ.get("PATH_INFO") == "/healthz":
+            path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
+            if path == "/healthz":
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [b"ok"]
+            if verifier is None or method != "POST" or path != EVENTS_PATH:
+                return bolt(environ, start_response)
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            headers = _headers(environ)
+            if not verifier.is_valid(body, headers.get("x-slack-request-timestamp", ""),
+                                     headers.get("x-slack-signature", "")):
+                start_response("401 Unauthorized", [("Content-Type", "application/json")])
+                return [b'{"error": "invalid request"}']
+            if _is_event_callback(headers, body):
+                self._intake.submit(_dispatch, app, body, headers, quiet)
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b""]
+            environ["wsgi.input"] = io.BytesIO(body)  # read once above; Bolt reads it again
             return bolt(environ, start_response)
 
         self._server = make_server(host, port, wsgi, server_class=_PooledWSGIServer,
                                    handler_class=_QuietHandler)
+        self._server.quiet = quiet
         self._thread: threading.Thread | None = None
 
     @property
@@ -144,8 +179,37 @@ class HttpServer:
         return self
 
     def stop(self) -> None:
+        """Stop accepting; events already acknowledged still reach Bolt."""
         self._server.shutdown()
+        self._intake.shutdown(wait=True)
         self._server.server_close()
+
+
+def _headers(environ: dict) -> dict[str, str]:
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
+               if k.startswith("HTTP_")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    return headers
+
+
+def _is_event_callback(headers: dict[str, str], body: bytes) -> bool:
+    if "json" not in headers.get("content-type", ""):
+        return False  # interactivity payloads are form-encoded and want Bolt's answer
+    try:
+        return json.loads(body).get("type") == "event_callback"
+    except (ValueError, AttributeError):
+        return False
+
+
+def _dispatch(app: App, body: bytes, headers: dict[str, str], quiet: Quiet | None) -> None:
+    if quiet is not None:
+        quiet.wait()
+    try:
+        app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=headers))
+    except Exception:  # Bolt turns listener errors into responses; this is a last resort
+        log.exception("Bolt failed on an acknowledged event")
 
 
 def serve(config: Any, deps: Deps) -> None:
@@ -169,7 +233,8 @@ def serve(config: Any, deps: Deps) -> None:
         stop.wait()
         handler.close()
     else:
-        server = HttpServer(app, port=config.port).start()
+        server = HttpServer(app, port=config.port, signing_secret=config.slack_signing_secret,
+                            quiet=dispatcher.quiet).start()
         log.info("fundbot is listening on %s", server.url)
         stop.wait()
         server.stop()

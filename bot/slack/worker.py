@@ -9,13 +9,55 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[], object]
+
+
+class Quiet:
+    """Lets acknowledgements go first: background work waits, briefly, for a quiet moment.
+
+    Python runs one thread at a time; a burst of events would otherwise wait for the CPU
+    behind the work the first of them started. Request handlers hold `busy()`; workers call
+    `wait()` before each job and start once no request has been in flight for `settle_s`,
+    or after `max_wait_s` at the latest, so steady traffic never starves the work.
+    """
+
+    def __init__(self, settle_s: float = 0.05, max_wait_s: float = 0.5):
+        self.settle_s = settle_s
+        self.max_wait_s = max_wait_s
+        self._cond = threading.Condition()
+        self._inflight = 0
+        self._last = 0.0  # monotonic time the last request finished
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        with self._cond:
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._inflight -= 1
+                self._last = time.monotonic()
+                self._cond.notify_all()
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + self.max_wait_s
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                quiet_for = now - self._last
+                if (self._inflight == 0 and quiet_for >= self.settle_s) or now >= deadline:
+                    return
+                pause = self.settle_s - quiet_for if self._inflight == 0 else self.settle_s
+                self._cond.wait(min(max(pause, 0.001), deadline - now))
 
 
 class Overloaded(Exception):
@@ -25,8 +67,10 @@ class Overloaded(Exception):
 class Dispatcher:
     """Per-key serial, cross-key parallel execution on a bounded thread pool."""
 
-    def __init__(self, workers: int = 4, max_pending: int = 1000, ui_workers: int = 4):
+    def __init__(self, workers: int = 4, max_pending: int = 1000, ui_workers: int = 4,
+                 quiet: Quiet | None = None):
         self.workers = max(1, workers)
+        self.quiet = quiet
         self.max_pending = max_pending
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fundbot-turn")
         # Short Slack-only calls (placeholders, refusals, modals) must not wait behind slow turns.
@@ -60,7 +104,7 @@ class Dispatcher:
 
     def ui(self, fn: Callable[[], object]) -> Future:
         """Run a quick Slack-only call off the request thread, outside the per-key order."""
-        return self._ui.submit(_logged, fn)
+        return self._ui.submit(self._run, fn)
 
     @property
     def pending(self) -> int:
@@ -85,7 +129,7 @@ class Dispatcher:
         with self._lock:
             job = self._queues[key].popleft()
         try:
-            _logged(job)
+            self._run(job)
         finally:
             with self._lock:
                 self._pending -= 1
@@ -99,6 +143,12 @@ class Dispatcher:
                     self._pool.submit(self._drain_one, key)
                 except RuntimeError:  # pool shut down without waiting: drop the rest
                     log.warning("dropping queued jobs for %s at shutdown", key)
+
+
+    def _run(self, fn: Callable[[], object]) -> object:
+        if self.quiet is not None:
+            self.quiet.wait()
+        return _logged(fn)
 
 
 def _logged(fn: Callable[[], object]) -> object:
