@@ -38,6 +38,8 @@ def _kind(r: Any, pending_kind: str | None, trace: Any) -> str:
         if "understand" not in purposes:
             return "answer_pasted_sql"  # the user's own SELECT: no understand call
         states = [s.state for s in trace.steps]
+        if states[:1] == ["clarify"]:  # the reply to a clarification: its own wait step first
+            states = states[1:]
         return "answer" if states == ["understand", "execute", "interpret"] else "answer_debugged"
     return r.state
 
