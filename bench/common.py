@@ -200,15 +200,22 @@ class GoldProcess:
 
 
 @contextmanager
-def gold_process(latency: float = 0.0) -> Iterator[GoldProcess]:
-    """A GoldServer in a child process (its own interpreter and GIL), stopped afterwards."""
-    proc = subprocess.Popen([sys.executable, "-m", "bench.common", "--gold-server",
-                             "--latency", str(latency)], cwd=ROOT, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+def gold_process(latency: float = 0.0, fixed: tuple[str, str] | None = None
+                 ) -> Iterator[GoldProcess]:
+    """A fake LLM in a child process (its own interpreter and GIL), stopped afterwards.
+
+    It answers as GoldServer does; with `fixed` = (sql, text) it answers every understand
+    call with that SQL and every interpret call with that text, whatever the model name.
+    """
+    cmd = [sys.executable, "-m", "bench.common", "--gold-server", "--latency", str(latency)]
+    if fixed:
+        cmd += ["--fixed-sql", fixed[0], "--fixed-text", fixed[1]]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
     try:
         line = proc.stdout.readline().strip() if proc.stdout else ""
         if not line.startswith("http"):
-            raise RuntimeError(f"the gold server did not start (said {line!r})")
+            raise RuntimeError(f"the fake LLM did not start (said {line!r})")
         gp = GoldProcess(base_url=line)
         yield gp
     finally:
@@ -226,13 +233,28 @@ def gold_process(latency: float = 0.0) -> Iterator[GoldProcess]:
             gp.requests = json.loads(ln).get("requests", 0)
 
 
-def _serve_gold(latency: float) -> None:
+def _serve(latency: float, fixed_sql: str | None, fixed_text: str | None) -> None:
     from eval.cases import load_cases
+    from tests.fakes import fake_openai
+    from tests.fakes.fake_openai import FakeOpenAI
 
-    with GoldServer(load_cases(), latency=latency) as server:
-        print(server.fake.base_url, flush=True)
+    if fixed_sql:
+        def answer(body: dict[str, Any]) -> Any:
+            # understand gets the tool and answers with SQL; interpret gets none: words
+            if body.get("tools"):
+                return fake_openai.tool_call(fixed_sql)
+            return fake_openai.text(fixed_text or "Done.")
+        server: Any = FakeOpenAI(responder=answer, latency=latency)
+        fake = server
+    else:
+        server = GoldServer(load_cases(), latency=latency)
+        fake = server.fake
+    try:
+        print(fake.base_url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin
-        n = len(server.fake.chat_requests)
+        n = len(fake.chat_requests)
+    finally:
+        server.close()
     print(json.dumps({"requests": n}), flush=True)
 
 
@@ -271,6 +293,8 @@ if __name__ == "__main__":
     _args = argparse.ArgumentParser()
     _args.add_argument("--gold-server", action="store_true")
     _args.add_argument("--latency", type=float, default=0.0)
+    _args.add_argument("--fixed-sql")
+    _args.add_argument("--fixed-text")
     _parsed = _args.parse_args()
     if _parsed.gold_server:
-        _serve_gold(_parsed.latency)
+        _serve(_parsed.latency, _parsed.fixed_sql, _parsed.fixed_text)
