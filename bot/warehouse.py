@@ -27,6 +27,7 @@ from states.guard import check
 from states.ports import Ambiguity, Entity, Limits, QueryError, QueryResult
 
 _MAX_MESSAGE = 600  # characters of a DuckDB error handed on; enough for the candidates list
+_REINTERRUPT_S = 0.05  # how often a timed-out query is interrupted again until it stops
 _QUOTED_PATH = re.compile(r"""(["'])(?:[A-Za-z]:)?[/\\][^"']*\1""")
 
 
@@ -145,15 +146,19 @@ class DuckWarehouse:
         cap = self.limits.max_rows
         timeout = self.limits.query_timeout_s
         cur = self._cursor()
-        fired = threading.Event()
+        fired, done = threading.Event(), threading.Event()
 
-        def stop() -> None:
+        def watchdog() -> None:
+            if done.wait(timeout):
+                return
             fired.set()
-            cur.interrupt()  # this thread's cursor only: other users' queries run on
+            # Sent again until the query ends: DuckDB forgets an interrupt that lands before
+            # the query has started (a loaded machine), and the query would then run unbounded.
+            while not done.is_set():
+                cur.interrupt()  # this thread's cursor only: other users' queries run on
+                done.wait(_REINTERRUPT_S)
 
-        timer = threading.Timer(timeout, stop)
-        timer.daemon = True
-        timer.start()
+        threading.Thread(target=watchdog, daemon=True, name="fundbot-query-timer").start()
         try:
             cur.execute(sql)
             columns = [d[0] for d in (cur.description or [])]
@@ -164,7 +169,7 @@ class DuckWarehouse:
             raise QueryError("runtime", self._clean(f"{type(exc).__name__}: {exc}"),
                              original) from None
         finally:
-            timer.cancel()
+            done.set()
         return QueryResult(columns=columns, rows=rows[:cap], truncated=len(rows) > cap,
                            elapsed_ms=(time.perf_counter() - started) * 1000)
 

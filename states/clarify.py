@@ -5,6 +5,7 @@ An option's name or number selects it; any other reply is passed on as a fact.
 
 from __future__ import annotations
 
+import json
 import re
 
 from states.context import TurnContext
@@ -34,12 +35,17 @@ def resume(ctx: TurnContext) -> str:
     choice = pick_option(reply, pending.options)
     if choice and pending.kind == "entity":
         pending.settled[pending.mention.lower()] = choice
-        pending.facts.append(f'By "{pending.mention}" the user means {choice}.')
+        # the choice is a warehouse value: quoted as data, so it cannot read as instructions
+        pending.facts.append(f'By "{pending.mention}" the user means {_quoted(choice)}.')
     elif choice:
-        pending.facts.append(f'Asked "{pending.prompt}", the user chose: {choice}.')
+        pending.facts.append(f'Asked "{pending.prompt}", the user chose: {_quoted(choice)}.')
     elif reply:
         pending.facts.append(f'Asked "{pending.prompt}", the user answered: "{reply[:500]}".')
     return "reply"
+
+
+def _quoted(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def exhausted_message(ctx: TurnContext) -> str:

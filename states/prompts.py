@@ -131,12 +131,22 @@ def fmt_value(v: Any) -> str:
     return str(v)
 
 
+MAX_CELL_CHARS = 300  # a cell longer than this is a document, not a figure
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _cell(v: Any) -> str:
+    """One table cell on one line: warehouse text is data, so a value must not be able to end
+    its row or the table (a newline, a '|') and start lines that read as instructions."""
+    text = _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], fmt_value(v).replace("|", "/"))
+    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
+
+
 def result_table(result: QueryResult, max_rows: int) -> str:
     """Rows as a Markdown table, capped, with a note of what was left out."""
     head = "| " + " | ".join(result.columns) + " |"
     sep = "|" + "---|" * len(result.columns)
-    rows = ["| " + " | ".join(fmt_value(v).replace("|", "/") for v in r) + " |"
-            for r in result.rows[:max_rows]]
+    rows = ["| " + " | ".join(_cell(v) for v in r) + " |" for r in result.rows[:max_rows]]
     more = len(result.rows) - max_rows
     note = []
     if more > 0:

@@ -31,7 +31,7 @@ EVAL_CASES = ROOT / "eval" / "cases.jsonl"
 
 # Small bounds so bombs are stopped quickly; the sandbox's own limits, not the guard's.
 LIMITS = Limits(query_timeout_s=0.5, memory_limit="128MB", max_rows=100, threads=2)
-INTERRUPT_SLACK_S = 3.0  # how long past the time limit an interrupted query may take to stop
+INTERRUPT_SLACK_S = 5.0  # how long past the time limit an interrupted query may take to stop
 OUTCOMES = {"refused", "parse", "timeout", "memory", "stopped", "truncated"}
 SANDBOX = {"blocked", "stopped", "truncated", "guard_only", "skip"}
 # What issue 5 names; each must appear in the corpus.
@@ -157,7 +157,7 @@ def check_outcome(case: dict[str, Any], out: object, seconds: float, path: Path)
     assert_clear(out, path)
     if expect in ("refused", "parse"):
         assert out.kind == expect, (out.kind, out.message)
-        assert seconds < 2.0, "a refusal must not run anything"
+        assert seconds < 5.0, "a refusal must not run anything"
     elif expect == "timeout":
         assert out.kind == "timeout" and seconds < bound, (out.kind, seconds)
     elif expect == "memory":
@@ -208,7 +208,7 @@ def test_sandbox_alone_holds(sandboxed: Copy, case: dict[str, Any]):
     mode = case["sandbox"]
     if mode == "blocked":
         assert isinstance(out, QueryError), f"the sandbox let this run: {case['sql'][:80]}"
-        assert out.kind in ("runtime", "binder", "parse") and seconds < 2.0, out.kind
+        assert out.kind in ("runtime", "binder", "parse") and seconds < 5.0, out.kind
         assert_clear(out, sandboxed.path)
     elif mode == "stopped":
         assert isinstance(out, QueryError) and (out.kind == "timeout" or is_memory_stop(out)), out
