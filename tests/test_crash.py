@@ -1,0 +1,282 @@
+"""Crashes: a process killed (SIGKILL) in the middle of execute, debug or interpret, and two
+processes answering at once on one store file.
+
+Each turn runs in a real child process (bot.runtime.build_deps from the environment, the real
+OpenAIChat against FakeOpenAI in this process, DuckDB, SqliteStore). After the kill a new
+process on the same files answers the next message in the thread; stored turns and feedback
+are intact, the SQLite file passes its integrity check, and the partial trace says where the
+turn stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.store import SqliteStore
+from states.machine import TRANSITIONS
+from tests.fakes import fake_openai as fo
+from tests.fakes.fake_openai import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_SQL = "SELECT count(*) AS companies FROM companies"
+NEXT_SQL = "SELECT count(*) AS funds FROM funds"
+SLOW_SQL = "SELECT count(*) AS n FROM valuations a, valuations b, valuations c"  # minutes
+BAD_SQL = "SELECT nope FROM companies"  # refused: the turn goes to debug
+
+# One child script, three modes: one turn; the next message in several threads; a busy worker.
+CHILD = r"""
+import json, sys
+from bot.config import load_config
+from bot.runtime import build_deps
+from states.machine import run_turn
+
+mode, args = sys.argv[1], sys.argv[2:]
+deps = build_deps(load_config(dotenv=False))
+if mode == "turn":
+    thread, text = args
+    r = run_turn(deps, thread, text, user="U1")
+    print(json.dumps({"thread": thread, "state": r.state, "trace_id": r.trace_id}), flush=True)
+elif mode == "next":
+    for thread in args:
+        r = run_turn(deps, thread, "And how many funds are there?", user="U1")
+        print(json.dumps({"thread": thread, "state": r.state, "answer": r.answer,
+                          "rows": [list(x) for x in r.rows]}), flush=True)
+elif mode == "busy":
+    prefix, turns = args[0], int(args[1])
+    for i in range(turns):
+        thread = f"{prefix}-{i % 5}"
+        r = run_turn(deps, thread, f"How many portfolio companies do we have? ({i})", user="U1")
+        deps.store.save_feedback(r.trace_id, "U1", 1)
+        won = deps.store.claim_event(f"ev-{i}")
+        print(json.dumps({"thread": thread, "state": r.state, "trace_id": r.trace_id,
+                          "won": won}), flush=True)
+"""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def env(sample_db, tmp_path) -> Iterator[dict]:
+    """Files and a fake endpoint shared by this test's processes."""
+    db = tmp_path / "fund.duckdb"
+    shutil.copyfile(sample_db, db)
+    with FakeOpenAI() as fake:
+        yield {
+            "fake": fake, "db": db, "state": tmp_path / "state.sqlite3",
+            "vars": {**{k: v for k, v in os.environ.items()
+                        if not k.startswith(("FUNDBOT_", "OPENAI_", "SLACK_"))},
+                     "PYTHONPATH": str(ROOT), "FUNDBOT_DB": str(db),
+                     "FUNDBOT_STATE": str(tmp_path / "state.sqlite3"),
+                     "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-crash-test-key",
+                     "FUNDBOT_MODEL": "fake-model", "FUNDBOT_TODAY": "2026-10-15",
+                     "FUNDBOT_LLM_RETRIES": "0", "FUNDBOT_LLM_TIMEOUT_S": "60",
+                     "FUNDBOT_QUERY_TIMEOUT_S": "120"},
+        }
+
+
+def child(env: dict, *argv: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], cwd=ROOT, env=env["vars"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60) -> list[dict]:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-2000:]
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the child ended early: {proc.stderr.read()[-2000:]}")
+        assert time.monotonic() < deadline, "the child never reached the point to kill it at"
+        time.sleep(0.02)
+
+
+def read_db(path: Path, sql: str) -> list[tuple]:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def partial_trace_steps(path: Path, thread: str) -> list[dict] | None:
+    """The steps of the thread's unfinished trace, as another process sees them."""
+    for (data,) in read_db(path, "SELECT data FROM traces WHERE thread_id = "
+                                 f"'{thread}' ORDER BY created_at"):
+        trace = json.loads(data)
+        if not trace["final_state"]:
+            return trace["steps"]
+    return None
+
+
+def stopped_in(steps: list[dict]) -> str:
+    """The state the machine was in: the destination of the last recorded step's event."""
+    last = steps[-1]
+    return next(dst.value for trig, src, dst, _ in TRANSITIONS
+                if trig == last["event"] and src.value == last["state"])
+
+
+# Where to kill, and how the fake model keeps the child there.
+STAGES = {
+    # a query that runs for minutes; the step of understand is saved when execute starts
+    "execute": ([fo.tool_call(SLOW_SQL)], lambda requests, steps: bool(steps)),
+    # the model takes its time repairing a refused query
+    "debug": ([fo.tool_call(BAD_SQL), fo.text("late", delay=60)],
+              lambda requests, steps: len(requests) >= 2),
+    # the model takes its time summarising
+    "interpret": ([fo.tool_call(GOOD_SQL), fo.text("late", delay=60)],
+                  lambda requests, steps: len(requests) >= 2),
+}
+
+
+def test_sigkill_in_execute_debug_interpret_then_restart(env):
+    fake, state = env["fake"], env["state"]
+    warehouse_sha = sha256(env["db"])
+    # earlier turns and feedback in each thread, stored before anything crashes
+    threads = {stage: f"C1:crash-{stage}" for stage in STAGES}
+    for thread in threads.values():
+        fake.enqueue(fo.tool_call(GOOD_SQL)).enqueue(fo.text("We hold 400 companies."))
+    first = finish(child(env, "next", *threads.values()))  # plain turns, one per thread
+    assert [r["state"] for r in first] == ["answered"] * 3
+    store = SqliteStore(state)
+    for r in first:
+        trace_id = store.load(r["thread"]).history[-1].trace_id
+        store.save_feedback(trace_id, "U7", "up", comment=f"good {r['thread']}")
+    store.close()
+    before_conv = read_db(state, "SELECT thread_id, data, version FROM conversations ORDER BY 1")
+    before_feedback = read_db(state, "SELECT trace_id, user, value, comment FROM feedback "
+                                     "ORDER BY 1")
+
+    for stage, (replies, reached) in STAGES.items():
+        thread = threads[stage]
+        served = len(fake.chat_requests)
+        for reply in replies:
+            fake.enqueue(reply)
+        proc = child(env, "turn", thread, "How many portfolio companies do we have?")
+        wait_for(lambda reached=reached, thread=thread, served=served: reached(
+            fake.chat_requests[served:], partial_trace_steps(state, thread) or []), proc)
+        time.sleep(0.2)  # well inside the slow step
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        steps = partial_trace_steps(state, thread)
+        assert steps, f"no partial trace after a kill in {stage}"
+        assert stopped_in(steps) == stage, steps
+        assert fake.pending == 0
+
+    # after the crashes: nothing lost, nothing half-written
+    assert read_db(state, "PRAGMA integrity_check") == [("ok",)]
+    assert read_db(state, "SELECT thread_id, data, version FROM conversations ORDER BY 1") \
+        == before_conv
+    assert read_db(state, "SELECT trace_id, user, value, comment FROM feedback ORDER BY 1") \
+        == before_feedback
+    assert sha256(env["db"]) == warehouse_sha
+    store = SqliteStore(state)
+    for thread in threads.values():
+        conv = store.load(thread)
+        assert conv.status == "idle" and conv.pending is None  # not stuck
+        assert len(conv.history) == 1 and conv.history[0].state == "answered"
+    store.close()
+
+    # a new process answers the next message in every thread
+    for _ in threads:
+        fake.enqueue(fo.tool_call(NEXT_SQL)).enqueue(fo.text("There are 8 funds."))
+    after = finish(child(env, "next", *threads.values()))
+    assert [(r["state"], r["answer"], r["rows"]) for r in after] == \
+        [("answered", "There are 8 funds.", [[8]])] * 3
+    store = SqliteStore(state)
+    for thread in threads.values():
+        conv = store.load(thread)
+        assert [t.state for t in conv.history] == ["answered", "answered"]
+        finals = [t.final_state for t in store.traces_for(thread)]
+        assert sorted(finals) == ["", "answered", "answered"]  # the crashed turn's trail kept
+    store.close()
+    assert read_db(state, "PRAGMA integrity_check") == [("ok",)]
+
+
+def answer_everything(body: dict) -> fo.Reply:
+    """The fake model for concurrent processes: a query when offered the tool, else prose."""
+    if body.get("tools"):
+        return fo.tool_call(GOOD_SQL)
+    return fo.text("We hold 400 companies.")
+
+
+def test_two_processes_answering_at_once_share_one_store(env):
+    fake, state = env["fake"], env["state"]
+    fake.responder = answer_everything
+    SqliteStore(state).close()  # the schema exists before the race, as in production
+    turns = 12
+    procs = [child(env, "busy", f"C{n}:t", str(turns)) for n in (1, 2)]
+    results = [finish(p, timeout=120) for p in procs]
+    assert all(len(r) == turns for r in results)
+    assert all(x["state"] == "answered" for r in results for x in r)
+    assert read_db(state, "PRAGMA integrity_check") == [("ok",)]
+    assert read_db(state, "SELECT count(*) FROM traces") == [(2 * turns,)]
+    assert read_db(state, "SELECT count(*) FROM feedback") == [(2 * turns,)]
+    # each event id claimed by exactly one of the two processes
+    won = [x for r in results for x in r if x["won"]]
+    assert len(won) == turns and read_db(state, "SELECT count(*) FROM events") == [(turns,)]
+    store = SqliteStore(state)
+    for n in (1, 2):
+        for i in range(5):
+            conv = store.load(f"C{n}:t-{i}")
+            expected = len(range(i, turns, 5))
+            assert conv.status == "idle" and len(conv.history) == expected
+    store.close()
+
+
+WRITER = r"""
+import sys
+from bot.store import SqliteStore
+from states.ports import Conversation, Trace, Turn
+store = SqliteStore(sys.argv[1])
+print("go", flush=True)
+i = 0
+while True:
+    conv = store.load(f"w-{i % 7}")
+    conv.history.append(Turn(question="q" * 2000, state="answered", answer="a" * 4000))
+    store.save(conv)
+    store.save_trace(Trace(trace_id=f"t{i}", thread_id=f"w-{i % 7}", question="q",
+                           started_at="2026-01-01T00:00:00", final_state="answered"))
+    i += 1
+"""
+
+
+def test_sigkill_while_writing_leaves_no_half_written_row(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    SqliteStore(path).close()
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "go"
+    time.sleep(0.6)  # hundreds of writes in flight
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert read_db(path, "PRAGMA integrity_check") == [("ok",)]
+    store = SqliteStore(path)
+    try:
+        rows = read_db(path, "SELECT thread_id, version FROM conversations")
+        assert rows, "the writer wrote nothing before it was killed"
+        for thread, version in rows:  # every row parses, and holds every turn it counted
+            conv = store.load(thread)
+            assert len(conv.history) == version and conv.version == version
+        assert store.traces_for("w-0")
+    finally:
+        store.close()
