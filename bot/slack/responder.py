@@ -6,8 +6,10 @@ everything slow happens on the dispatcher's workers, one job at a time per threa
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -69,6 +71,10 @@ class Responder:
         self.client = client
         self.dispatcher = dispatcher
         self.claims = claims
+        # The latest placeholder step per thread: the next one waits for it, so placeholders,
+        # and so the answers that replace them, appear in the order the questions came.
+        self._tails: dict[str, Future] = {}
+        self._tails_lock = threading.Lock()
 
     # ------------------------------------------------- called on the request thread
 
@@ -86,11 +92,23 @@ class Responder:
                                                        render.failure(render.OVERLOADED)))
             return
 
+        with self._tails_lock:
+            before = self._tails.get(ask.thread_id)
+            self._tails[ask.thread_id] = working
+        working.add_done_callback(lambda f: self._drop_tail(ask.thread_id, f))
+
         def claim_and_show() -> str | None:
+            if before is not None:
+                futures.wait([before], timeout=PLACEHOLDER_WAIT_S)
             if not self.claims.claim(ask.event_id):
                 return SKIP
             return self._show_working(ask, ahead)
         self.dispatcher.ui(lambda: _settle(working, claim_and_show))
+
+    def _drop_tail(self, key: str, done: Future) -> None:
+        with self._tails_lock:
+            if self._tails.get(key) is done:
+                del self._tails[key]
 
     def once(self, event_id: str | None, fn: Callable[[], object]) -> None:
         """Run a quick Slack call off the request thread, if the event is not answered yet."""
