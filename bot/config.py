@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -58,6 +60,27 @@ class Config:
         return f"Config({', '.join(parts)})"
 
 
+# Limits that may be 0 (no retries, no debugging, no clarifying, no history); the rest must
+# be positive. A bound that could be switched off by a typo would not be a bound.
+_MAY_BE_ZERO = {"llm_retries", "debug_attempts", "clarify_rounds", "history_turns"}
+# An absolute size: DuckDB would read "-1" or "80%" as "no limit" or a share of the machine.
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _check_limit(name: str, value: object, raw: str) -> None:
+    env = LIMIT_ENV[name]
+    if name == "memory_limit":
+        size = _MEMORY.fullmatch(str(value))
+        if not size or not float(size.group(1)):
+            raise ConfigError(f"{env} must be a size such as 512MB or 2GB, not {raw!r}")
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{env} must be a finite number, not {raw!r}")
+    if isinstance(value, (int, float)) and (value < 0 or (value == 0 and name not in _MAY_BE_ZERO)):
+        least = "0 or more" if name in _MAY_BE_ZERO else "more than 0"
+        raise ConfigError(f"{env} must be {least}, not {raw!r}")
+
+
 def _csv(value: str) -> set[str]:
     return {v.strip() for v in value.split(",") if v.strip()}
 
@@ -68,7 +91,7 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         if dotenv:
             load_dotenv(os.environ.get("FUNDBOT_ENV_FILE", ".env"), override=False)
         env = dict(os.environ)
-    get = lambda k, d="": (env.get(k) or d).strip()  # noqa: E731
+    get = lambda k, d="": (env.get(k) or d).strip()
     today = None
     if get("FUNDBOT_TODAY"):
         try:
@@ -81,9 +104,11 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         raw = get(LIMIT_ENV[f.name])
         if raw:
             try:
-                setattr(limits, f.name, type(getattr(limits, f.name))(raw))
+                value = type(getattr(limits, f.name))(raw)
             except ValueError as exc:
                 raise ConfigError(f"{LIMIT_ENV[f.name]} must be a {f.type}, not {raw!r}") from exc
+            _check_limit(f.name, value, raw)
+            setattr(limits, f.name, value)
     try:
         port, workers = int(get("PORT", "3000")), int(get("FUNDBOT_WORKERS", "8"))
     except ValueError as exc:
