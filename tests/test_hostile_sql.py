@@ -272,7 +272,8 @@ def test_hostile_figures(capsys):
               f"rows capped: {by_sandbox['truncated']}; harmless to the file but left to the "
               f"guard: {by_sandbox['guard_only']}; not run (unbounded without the guard): "
               f"{by_sandbox['skip']}")
-        print(f"[legit SQL] queries: {len(LEGIT)}")
+        refs = len(eval_reference_sql()) if EVAL_CASES.is_file() else 0
+        print(f"[legit SQL] analyst queries: {len(LEGIT)}; eval reference SQL: {refs}")
 
 
 # --------------------------------------------------------------- the legitimate corpus
