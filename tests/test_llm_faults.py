@@ -247,3 +247,35 @@ def test_faults_figures(capsys) -> None:
               f"interpret); answered despite the fault: {survived_in_turn}; failed with a clear "
               f"message: {len(FAULTS) - survived_in_turn}; thread consistent and next question "
               f"answered: {len(FAULTS)} of {len(FAULTS)} (each asserted by test_fault_is_survived)")
+
+
+BAD_INPUT = [  # (message, outcome, error kind, LLM calls) — issue 2's bad input, end to end
+    ("", "failed", "empty", 0),
+    ("   \n\t ", "failed", "empty", 0),
+    ("How much? " * 2000, "failed", "too_long", 0),  # 20,000 characters
+    ("DROP TABLE investments; SELECT 1", "failed", "refused", 0),
+    ("¿Cuántas empresas hay en el portafolio?", "answered", None, 2),
+    ("SELECT count(*) AS companies FROM companies", "answered", None, 1),  # pasted, runs as is
+]
+
+
+@pytest.mark.parametrize(("text", "state", "kind", "calls"), BAD_INPUT,
+                         ids=["empty", "whitespace", "20k chars", "pasted DROP", "Spanish",
+                              "pasted SELECT"])
+def test_bad_input_through_the_real_core(text, state, kind, calls, fake, warehouse, tmp_path):
+    store = SqliteStore(tmp_path / "state.sqlite3")
+    if state == "answered":
+        if calls == 2:
+            fake.enqueue(fo.tool_call(GOOD_SQL))
+        fake.enqueue(fo.text("400 companies."))
+    deps = make_deps(fake.base_url, warehouse, store, [])
+    r = run_turn(deps, "C1:bad", text, user="U1")
+    assert (r.state, r.error_kind, r.llm_calls) == (state, kind, calls), r.answer
+    assert r.answer and len(r.answer) < 400
+    assert len(fake.chat_requests) == calls
+    assert_consistent(store, "C1:bad", r, turns=1)
+    assert len(store.get_trace(r.trace_id).question) <= 2001  # a huge message is not stored whole
+    fake.enqueue(fo.tool_call(NEXT_SQL)).enqueue(fo.text("There are 8 funds."))
+    r2 = run_turn(deps, "C1:bad", NEXT_QUESTION, user="U1")
+    assert r2.state == "answered" and r2.rows == [(8,)]
+    store.close()
