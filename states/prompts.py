@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import date
 from decimal import Decimal
@@ -113,19 +114,25 @@ def facts_block(entities: list[Entity], facts: list[str]) -> str:
 _KIND = {"gp": "general partner", "company": "company", "fund": "fund"}
 
 
-def fmt_value(v: Any) -> str:
-    """A value as a person reads it: thousands separators, two decimals for money."""
+def fmt_value(v: Any, null: str = "NULL") -> str:
+    """A value as a person reads it: thousands separators on amounts, short fractions.
+
+    Integers under 10,000 stay bare: they are mostly years, ids and counts ("2019").
+    One formatter serves prompts, the terminal and Slack, so all show the same figures.
+    """
     if v is None:
-        return "NULL"
+        return null
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, int):
-        return f"{v:,}"
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
     if isinstance(v, (float, Decimal)):
         f = float(v)
-        if f != f:  # NaN
-            return "NaN"
-        return f"{f:,.0f}" if abs(f) >= 1000 else f"{f:,.4g}" if abs(f) < 1 else f"{f:,.2f}"
+        if math.isnan(f):
+            return null
+        if abs(f) >= 1000:
+            return f"{f:,.0f}" if f.is_integer() else f"{f:,.2f}"
+        return f"{f:.4g}"
     if isinstance(v, date):
         return v.isoformat()
     return str(v)

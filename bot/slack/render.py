@@ -8,14 +8,13 @@ block only from a message's attachments, one table per message).
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import decimal
 import io
 import json
-import math
 from typing import Any
 
 from states.ports import TurnResult
+from states.prompts import fmt_value
 
 TABLE_ROWS = 10  # rows shown inline; more go to a CSV file in the thread
 TABLE_COLUMNS = 20  # Slack's table block limit
@@ -113,25 +112,8 @@ def table_block(columns: list[str], rows: list[tuple]) -> dict | None:
 
 
 def format_value(value: Any) -> str:
-    """A cell as a partner would read it: thousands separators, short fractions, dates."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return str(value)  # ints are often years or ids: no separators
-    if isinstance(value, (float, decimal.Decimal)):
-        f = float(value)
-        if math.isnan(f):
-            return "–"
-        if f.is_integer() and abs(f) >= 1000:
-            return f"{f:,.0f}"
-        if abs(f) >= 1000:
-            return f"{f:,.2f}"
-        return f"{f:.4g}"
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    text = str(value)
+    """A cell as a partner would read it (the core's formatter; a dash for nothing)."""
+    text = fmt_value(value, null="–")
     return text if text.strip() else "–"
 
 
