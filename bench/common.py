@@ -78,6 +78,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"cores": os.cpu_count(), "usable_cores": usable, "cpu": cpu, "memory": mem,
+            "load_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews tails
             "python": platform.python_version(), "duckdb": duckdb.__version__,
             "os": f"{platform.system()} {platform.release()}",
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit()}
@@ -111,8 +112,9 @@ def _generator_key(scale: float) -> str:
 def warehouse(scale: float = 1.0, *, via_cli: bool = False) -> tuple[Path, float | None]:
     """A sample warehouse at `scale` from the cache, built if missing: (path, build seconds).
 
-    Build seconds is None when the file came from the cache. `via_cli` builds it the way a
-    user would, with `fundbot db init --scale`.
+    Build seconds is None when the file came from the cache (`build_record` has the figures
+    of the build that made it). `via_cli` builds it the way a user would, with
+    `fundbot db init --scale`, and records that process's peak RSS.
     """
     import time
 
@@ -120,20 +122,37 @@ def warehouse(scale: float = 1.0, *, via_cli: bool = False) -> tuple[Path, float
     path = CACHE / f"fund-scale{scale:g}-{_generator_key(scale)}.duckdb"
     if path.is_file():
         return path, None
-    for old in CACHE.glob(f"fund-scale{scale:g}-*.duckdb"):  # stale: the generator changed
+    for old in CACHE.glob(f"fund-scale{scale:g}-*"):  # stale: the generator changed
         old.unlink()
+    record: dict[str, Any] = {"scale": scale}
     t0 = time.perf_counter()
     if via_cli:
         cmd = [str(Path(sys.executable).with_name("fundbot")), "db", "init",
                "--scale", f"{scale:g}", "--path", str(path)]
         if not Path(cmd[0]).exists():
             cmd[:1] = [sys.executable, "-m", "bot.cli"]
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        record["command"] = f"fundbot db init --scale {scale:g} --path {path.name}"
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed with exit status {proc.returncode}")
+        record["peak_rss_gib"] = round(usage.ru_maxrss / 2**20, 2)
     else:
         from schemas.generate import build
 
         build(path, scale=scale)
-    return path, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    record["seconds"] = round(seconds, 1)
+    record["built"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    path.with_suffix(".build.json").write_text(json.dumps(record))
+    return path, seconds
+
+
+def build_record(path: Path) -> dict[str, Any]:
+    """How the cached warehouse at `path` was built (seconds, peak RSS), if recorded."""
+    side = path.with_suffix(".build.json")
+    return json.loads(side.read_text()) if side.is_file() else {}
 
 
 @contextmanager

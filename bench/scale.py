@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from bench.common import ROOT, dist, warehouse
+from bench.common import ROOT, build_record, dist, warehouse
 
 TARGET_P95_S = 1.0
 TARGET_RSS_GIB = 2.0
@@ -81,9 +81,8 @@ def _pin_two_cores() -> None:
 def run(scale: float = 350, repeat: int = 3) -> dict[str, Any]:
     import duckdb
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     path, built_s = warehouse(scale, via_cli=True)
-    build_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    built = build_record(path)
     con = duckdb.connect(str(path), read_only=True)
     try:
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
@@ -104,9 +103,8 @@ def run(scale: float = 350, repeat: int = 3) -> dict[str, Any]:
         "benchmark": "warehouse_at_scale",
         "scale": scale, "rows": counts, "file_gib": round(size_gib, 2),
         "build": {"command": f"fundbot db init --scale {scale:g} --path {path.name}",
-                  "seconds": round(built_s, 1) if built_s else "cached",
-                  "peak_rss_gib": round(build_rss / 2**20, 2) if built_s and build_rss > before
-                  else None},
+                  "seconds": built.get("seconds"), "peak_rss_gib": built.get("peak_rss_gib"),
+                  "built": built.get("built"), "this_run": "built" if built_s else "cached"},
         "limits": "production Limits(): memory_limit 1GB, threads 2, timeout 10 s, 1,000 rows",
         "querying_process_cores": 2,
         "queries": len(qs), "errors": [f"{q['case']}: {q['error']}" for q in qs if q["error"]],
