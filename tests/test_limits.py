@@ -211,6 +211,23 @@ def test_rows_returned(wh_with):
     assert len(exact.rows) == 7 and not exact.truncated
 
 
+def test_rows_cap_stops_the_rest_of_a_streamed_query(wh_with):
+    """Rows past the cap are never read, so they must not be computed on in the background:
+    DuckDB otherwise keeps a streamed query running, and closing its cursor (when a worker
+    thread has gone) waits for it, blocking every new query (seen: 14 s)."""
+    wh = wh_with(max_rows=10, query_timeout_s=2)
+    endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n FROM r) SELECT * FROM r"
+    for _ in range(15):  # the stall came one time in three to eight
+        worker = threading.Thread(target=lambda: wh.sandbox_execute(endless))
+        worker.start()
+        worker.join(timeout=10)
+        t0 = time.perf_counter()
+        done = threading.Thread(target=lambda: wh.execute("SELECT 1 AS one FROM funds LIMIT 1"))
+        done.start()  # a new thread: its cursor is made, the dead thread's one is closed
+        done.join(timeout=30)
+        assert time.perf_counter() - t0 < 2.0
+
+
 # ------------------------------------------------------------------------- the core
 
 
