@@ -42,7 +42,10 @@ def text_table(columns: list[str], rows: list[tuple], limit: int = 20) -> str:
     shown = [[fmt_value(v) for v in r] for r in rows[:limit]]
     widths = [max([len(c)] + [len(r[i]) for r in shown]) for i, c in enumerate(columns)]
     widths = [min(w, 40) for w in widths]
-    line = lambda cells: "  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths, strict=True))
+
     out = [line(columns), line(["-" * w for w in widths]), *[line(r) for r in shown]]
     if len(rows) > limit:
         out.append(f"… {len(rows) - limit} more rows")

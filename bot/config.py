@@ -55,8 +55,10 @@ class Config:
 
     def __repr__(self) -> str:  # never print secrets
         hidden = {"openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret"}
-        parts = [f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
-                 for f in dataclasses.fields(self)]
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            parts.append(f"{f.name}={'***' if f.name in hidden and value else repr(value)}")
         return f"Config({', '.join(parts)})"
 
 
@@ -91,7 +93,8 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         if dotenv:
             load_dotenv(os.environ.get("FUNDBOT_ENV_FILE", ".env"), override=False)
         env = dict(os.environ)
-    get = lambda k, d="": (env.get(k) or d).strip()
+    def get(key: str, default: str = "") -> str:
+        return (env.get(key) or default).strip()
     today = None
     if get("FUNDBOT_TODAY"):
         try:

@@ -184,7 +184,8 @@ class DuckWarehouse:
                               "make it cheaper (filter early, avoid cross joins)", sql)
         if isinstance(exc, duckdb.OutOfMemoryException):
             # DuckDB's own text talks of in-memory mode and temp directories: noise to a user
-            return QueryError("runtime", f"the query needed more than the {self.limits.memory_limit} "
+            return QueryError("runtime", "the query needed more than the "
+                              f"{self.limits.memory_limit} "
                               "memory limit and was stopped; aggregate or filter earlier and "
                               "avoid cross joins", sql)
         if isinstance(exc, (duckdb.ParserException, duckdb.SyntaxException)):

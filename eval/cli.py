@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"fundbot eval: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        llm_for = lambda case: shared  # one client serves every case
+        def llm_for(case: object) -> object:
+            return shared  # one client serves every case
     db = args.db or config.db_path
     try:
         warehouse = open_warehouse(db, config.limits)

@@ -270,7 +270,8 @@ def parse_numbers(text: str) -> list[TextNumber]:
 def _text_number_matches(n: TextNumber, v: float, rel: float = TEXT_REL_TOL) -> bool:
     candidates = [n.value, n.value / 100.0] if n.percent else [n.value]
     res = [n.resolution, n.resolution / 100.0] if n.percent else [n.resolution]
-    return any(abs(c - v) <= max(r / 2 * (1 + 1e-9), abs(v) * rel) for c, r in zip(candidates, res))
+    return any(abs(c - v) <= max(r / 2 * (1 + 1e-9), abs(v) * rel)
+               for c, r in zip(candidates, res, strict=True))
 
 
 def text_has(value: Value, text: str, numbers: list[TextNumber] | None = None) -> bool:
@@ -362,7 +363,7 @@ def _cell_eq(a: Any, b: Any) -> bool:
 
 
 def _row_eq(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    return all(_cell_eq(x, y) for x, y in zip(a, b))
+    return all(_cell_eq(x, y) for x, y in zip(a, b, strict=False))
 
 
 def _key(row: Sequence[Any]) -> tuple:
@@ -395,7 +396,7 @@ def _bag_equal(pred: list[tuple], ref: list[tuple]) -> bool:
 
 
 def _list_equal(pred: list[tuple], ref: list[tuple]) -> bool:
-    return len(pred) == len(ref) and all(_row_eq(p, r) for p, r in zip(pred, ref))
+    return len(pred) == len(ref) and all(_row_eq(p, r) for p, r in zip(pred, ref, strict=True))
 
 
 MAX_COLUMN_MAPPINGS = 2000

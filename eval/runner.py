@@ -65,7 +65,7 @@ def stale_values(spec: TurnSpec, ref: Reference) -> list[str]:
     if len(now) != len(spec.values):
         return [f"stored {len(spec.values)} values, the data gives {len(now)}: {now[:10]}"]
     out = []
-    for old, new in zip(spec.values, now):
+    for old, new in zip(spec.values, now, strict=False):
         same = (isinstance(old, str) and isinstance(new, str) and old == new) or (
             not isinstance(old, str) and not isinstance(new, str)
             and M._close(float(old), float(new), rel=1e-9, abs_=1e-9))

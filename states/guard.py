@@ -178,7 +178,8 @@ def _parse(sql: str) -> list[exp.Expr]:
         near = (err.get("highlight") or "").strip()
         desc = err.get("description") or str(e).splitlines()[0]
         raise QueryError(
-            "parse", f"could not parse the SQL: {desc}{where}" + (f" near '{near}'" if near else ""),
+            "parse",
+            f"could not parse the SQL: {desc}{where}" + (f" near '{near}'" if near else ""),
             sql,
         ) from None
     except TokenError as e:
@@ -356,7 +357,8 @@ def _resolve(root: exp.Expr, catalog: Catalog, an: Analysis) -> None:
     for scope in scopes:
         for star in scope.stars:  # only left when qualify could not expand them
             alias = star.table.lower() if isinstance(star, exp.Column) else ""
-            sources = [_lookup(scope, alias)] if alias else [s for _, s in scope.selected_sources.values()]
+            sources = ([_lookup(scope, alias)] if alias
+                       else [s for _, s in scope.selected_sources.values()])
             for src in sources:
                 t = _real_table(src, catalog)
                 if t:

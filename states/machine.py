@@ -11,7 +11,7 @@ import enum
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from transitions import Machine, MachineError
 
@@ -30,7 +30,7 @@ from states.ports import (
 )
 
 
-class S(str, enum.Enum):
+class S(enum.StrEnum):
     UNDERSTAND = "understand"
     CLARIFY = "clarify"
     EXECUTE = "execute"
@@ -141,7 +141,7 @@ class Deps:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None) -> TurnResult:

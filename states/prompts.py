@@ -15,7 +15,8 @@ SQL_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "sql_query",
-        "description": "Run one read-only DuckDB SQL query over the fund warehouse and get rows back.",
+        "description": "Run one read-only DuckDB SQL query over the fund warehouse "
+                       "and get rows back.",
         "parameters": {
             "type": "object",
             "properties": {"sql": {"type": "string", "description": "One DuckDB SELECT query."}},

@@ -151,7 +151,7 @@ def test_sigkill_in_execute_debug_interpret_then_restart(env):
     warehouse_sha = sha256(env["db"])
     # earlier turns and feedback in each thread, stored before anything crashes
     threads = {stage: f"C1:crash-{stage}" for stage in STAGES}
-    for thread in threads.values():
+    for _ in threads.values():
         fake.enqueue(fo.tool_call(GOOD_SQL)).enqueue(fo.text("We hold 400 companies."))
     first = finish(child(env, "next", *threads.values()))  # plain turns, one per thread
     assert [r["state"] for r in first] == ["answered"] * 3

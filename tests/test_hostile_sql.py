@@ -295,7 +295,8 @@ def test_legit_corpus_covers_the_analytic_vocabulary():
     assert len(names) == len(set(names))
 
 
-@pytest.mark.parametrize(("name", "sql"), [(n, s) for n, _, s in LEGIT], ids=[n for n, _, _ in LEGIT])
+@pytest.mark.parametrize(("name", "sql"), [(n, s) for n, _, s in LEGIT],
+                         ids=[n for n, _, _ in LEGIT])
 def test_legit_sql_passes_the_guard_and_runs(legit: Copy, name: str, sql: str):
     res = legit.wh.execute(sql)  # raises QueryError on a false refusal
     assert res.columns, name

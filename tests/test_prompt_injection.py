@@ -47,7 +47,8 @@ def injected(sample_db, tmp_path_factory) -> Iterator[tuple[DuckWarehouse, Path,
     path = tmp_path_factory.mktemp("injected") / "fund.duckdb"
     shutil.copyfile(sample_db, path)
     con = duckdb.connect(str(path))  # the only write, before the bot opens it read-only
-    for cid, name, amount in ((100001, INJECTION, 9_999_999_999), (100002, BREAKOUT, 8_888_888_888)):
+    planted = ((100001, INJECTION, 9_999_999_999), (100002, BREAKOUT, 8_888_888_888))
+    for cid, name, amount in planted:
         con.execute("INSERT INTO companies VALUES (?, ?, 'Software', 'Nowhere', 'Nowhere', 2020, "
                     "'Active')", [cid, name])
         con.execute("INSERT INTO investments VALUES (?, 1, ?, 1, 'Seed', DATE '2026-01-01', ?, 50)",

@@ -74,7 +74,8 @@ class Dispatcher:
         self.max_pending = max_pending
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fundbot-turn")
         # Short Slack-only calls (placeholders, refusals, modals) must not wait behind slow turns.
-        self._ui = ThreadPoolExecutor(max_workers=max(1, ui_workers), thread_name_prefix="fundbot-ui")
+        self._ui = ThreadPoolExecutor(max_workers=max(1, ui_workers),
+                                      thread_name_prefix="fundbot-ui")
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Job]] = {}  # a key is present while a drainer owns it
         self._pending = 0  # jobs accepted and not yet finished

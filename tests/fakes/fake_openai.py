@@ -87,7 +87,8 @@ def error(status: int, body: Any = None, headers: dict[str, str] | None = None, 
     if body is None:
         kinds = {400: "invalid_request_error", 401: "invalid_request_error",
                  404: "invalid_request_error", 429: "rate_limit_exceeded"}
-        body = {"error": {"message": f"fake: HTTP {status}", "type": kinds.get(status, "server_error"),
+        body = {"error": {"message": f"fake: HTTP {status}",
+                          "type": kinds.get(status, "server_error"),
                           "param": None, "code": None}}
     return Reply(status=status, body=body, headers=dict(headers or {}), delay=delay)
 

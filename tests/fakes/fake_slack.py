@@ -369,7 +369,8 @@ class SlackSender:
         """An event_callback envelope around `event`."""
         return {
             "token": "legacy-unused", "team_id": self.team_id, "api_app_id": "AFUNDBOT",
-            "type": "event_callback", "event": event, "event_id": event_id or f"Ev{uuid.uuid4().hex[:12].upper()}",
+            "type": "event_callback", "event": event,
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:12].upper()}",
             "event_time": int(time.time()),
             "authorizations": [{"team_id": self.team_id, "user_id": BOT_USER_ID,
                                 "is_bot": True}],
