@@ -73,6 +73,9 @@ def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
         start, first = _blast(server.url, payloads, retry=None)
         # Slack re-delivers everything once mid-way, as it would after a network blip.
         _, retries = _blast(server.url, payloads, retry=1)
+        # One at a time, while the workers wait on the LLM: what one acknowledgement costs
+        # the app. A burst of N is acknowledged in about N times this on a busy interpreter.
+        _, serial = _blast(server.url, payloads[:20], retry=2, serial=True)
         slack.wait_for(lambda: len(answered()) == mentions,
                        timeout=llm_seconds * 2 * mentions + 60)
         total = time.time() - start  # from the first delivery (wall clock: another process)
@@ -102,8 +105,9 @@ def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
                        "p95": round(_percentile(acks, 95), 1),
                        "p99": round(_percentile(acks, 99), 1),
                        "max": round(max(acks), 1)},
-            "ack_statuses": sorted({status for status, _ in first + retries}),
+            "ack_statuses": sorted({status for status, _ in first + retries + serial}),
             "retry_ack_p99_ms": round(_percentile([ms for _, ms in retries], 99), 1),
+            "one_at_a_time_ack_ms_p50": round(statistics.median([ms for _, ms in serial]), 2),
             "answered": len(answered()),
             "placeholders_posted": len(posts),
             "answered_exactly_once": exactly_once,
@@ -114,11 +118,12 @@ def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
         }
 
 
-def _blast(url: str, payloads: list[dict], retry: int | None
+def _blast(url: str, payloads: list[dict], retry: int | None, serial: bool = False
            ) -> tuple[float, list[tuple[int, float]]]:
-    """POST every payload at once from a child process: (when it began, [(status, ms)])."""
+    """POST every payload at once (or one by one) from a child process: (when it began,
+    [(status, ms)])."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump({"url": url, "payloads": payloads, "retry": retry}, f)
+        json.dump({"url": url, "payloads": payloads, "retry": retry, "serial": serial}, f)
     out = subprocess.run([sys.executable, "-m", "bench.slack_load", "--client", f.name],
                          capture_output=True, text=True, check=True, timeout=300)
     Path(f.name).unlink()
@@ -151,9 +156,18 @@ def _client(spec_path: str) -> None:
             head += [f"X-Slack-Retry-Num: {spec['retry']}", "X-Slack-Retry-Reason: http_timeout"]
         requests.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
 
+    t0 = time.time()
+    if spec.get("serial"):  # one at a time: the app's own time per acknowledgement
+        results = [r for raw in requests for r in _deliver(url, [raw])]
+    else:
+        results = _deliver(url, requests)
+    print(json.dumps({"t0": t0, "results": results}))
+
+
+def _deliver(url: urllib.parse.SplitResult, requests: list[bytes]) -> list[tuple[int, float]]:
+    """Send every request at once; [(status, ms from connect to the response's last byte)]."""
     sel = selectors.DefaultSelector()
     state: dict[int, dict] = {}
-    t0 = time.time()
     for i, raw in enumerate(requests):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
@@ -179,10 +193,9 @@ def _client(spec_path: str) -> None:
                 results[i] = (status, (time.monotonic() - st["start"]) * 1000)
                 sel.unregister(sock)
                 sock.close()
-    for i, r in enumerate(results):
-        if r is None:  # no answer within a minute: report it as a failed delivery
-            results[i] = (0, 60_000.0)
-    print(json.dumps({"t0": t0, "results": results}))
+    sel.close()
+    # no answer within a minute: a failed delivery
+    return [r if r is not None else (0, 60_000.0) for r in results]
 
 
 def _status(data: bytes) -> int:
