@@ -46,7 +46,8 @@ def build_catalog(con, docs: dict[str, Any] | None = None) -> Catalog:
             continue  # private helper tables are not part of the catalogue
         tdoc = table_docs.get(tname.lower(), {})
         tables[tname.lower()] = TableDoc(
-            name=tname, description=tdoc.get("description") or tcomment or "", columns={}
+            name=tname, description=tdoc.get("description") or tcomment or "", columns={},
+            keywords=list(tdoc.get("keywords", [])),
         )
     for tname, cname, ctype, ccomment in con.execute(
         "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "

@@ -86,6 +86,7 @@ class TableDoc:
     name: str
     description: str = ""
     columns: dict[str, ColumnDoc] = field(default_factory=dict)  # keyed by lower-case name
+    keywords: list[str] = field(default_factory=list)  # words people use for it ("worth")
 
 
 @dataclass

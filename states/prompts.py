@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from states.ports import Catalog, Entity, QueryResult, Turn
+from states.pruning import MAX_TABLES, relevant_tables  # noqa: F401 (re-exported)
 
 SQL_TOOL: dict[str, Any] = {
     "type": "function",
@@ -26,38 +27,6 @@ SQL_TOOL: dict[str, Any] = {
 }
 
 OUT_OF_SCOPE = "OUT OF SCOPE:"
-MAX_TABLES = 8  # above this many tables, only the most relevant are sent
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") else word
-
-
-def _words(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text.lower())}
-
-
-def relevant_tables(catalog: Catalog, question: str, entities: list[Entity],
-                    max_tables: int = MAX_TABLES) -> list[str]:
-    """Tables worth showing the model: all of a small catalogue, else the best matches."""
-    names = list(catalog.tables)
-    if len(names) <= max_tables:
-        return names
-    q = _words(question)
-    must = {e.table.lower() for e in entities if e.table}
-
-    def score(name: str) -> float:
-        doc = catalog.tables[name]
-        s = 3.0 * len(q & _words(name.replace("_", " ")))
-        s += 1.0 * len(q & _words(" ".join(doc.columns).replace("_", " ")))
-        s += 0.3 * len(q & _words(doc.description))
-        return s + (10.0 if name in must else 0.0)
-
-    return sorted(sorted(names, key=lambda n: (-score(n), n))[:max_tables])
-
-
 def render_schema(catalog: Catalog, tables: list[str]) -> str:
     out = []
     for name in tables:

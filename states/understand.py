@@ -21,9 +21,9 @@ from states.prompts import (
     SQL_TOOL,
     facts_block,
     history_messages,
-    relevant_tables,
     system_prompt,
 )
+from states.pruning import relevant_tables, tables_named
 
 _SQL_START = re.compile(
     r"^\s*(select|with|from|insert|update|delete|merge|drop|create|alter|truncate|attach|detach|"
@@ -104,7 +104,9 @@ def run(ctx: TurnContext) -> str:
 
 def build_messages(ctx: TurnContext) -> list[dict[str, Any]]:
     catalog = ctx.deps.warehouse.catalog
-    tables = relevant_tables(catalog, ctx.question, ctx.entities)
+    previous = next((t.sql for t in reversed(ctx.conv.history) if t.sql), None)
+    tables = relevant_tables(catalog, ctx.question, ctx.entities,
+                             keep=tables_named(previous, catalog))
     facts = facts_block(ctx.entities, ctx.facts)
     user = ctx.question + (f"\n\n{facts}" if facts else "")
     return [
