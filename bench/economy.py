@@ -201,7 +201,7 @@ def run() -> dict[str, Any]:
             "tables": {"before": len(base["catalog"].tables),
                        "after": len(terse["catalog"].tables)},
             "schema_pruning": f"all tables when <= {MAX_TABLES}, else the {MAX_TABLES} "
-                              "best-scoring (states/prompts.py relevant_tables)",
+                              "best-scoring (states/pruning.py relevant_tables)",
             "doc_chars_per_table": {"core": round(doc_chars(core, list(core["tables"]))),
                                     "extra_as_written": round(doc_chars(terse_docs, extra)),
                                     "extra_padded": round(doc_chars(dense_docs, extra))},
