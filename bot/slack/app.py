@@ -221,13 +221,16 @@ def serve(config: Any, deps: Deps) -> None:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app, dispatcher = create_app(config, deps)
+    deps.warehouse.resolve("")  # build the value dictionaries now, not on the first question
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if config.slack_app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        handler = SocketModeHandler(app, config.slack_app_token)
+        # One envelope at a time into Bolt, as the HTTP intake does, so a thread's messages
+        # reach its queue in arrival order; listeners only acknowledge and enqueue.
+        handler = SocketModeHandler(app, config.slack_app_token, concurrency=1)
         handler.connect()
         log.info("fundbot is connected to Slack over Socket Mode")
         stop.wait()
