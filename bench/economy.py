@@ -173,7 +173,8 @@ def run() -> dict[str, Any]:
     from bench.wide_catalog import doc_chars, widen
     from eval.cases import load_cases
     from schemas.catalog import load_docs
-    from states.prompts import MAX_TABLES, SQL_TOOL
+    from states.prompts import SQL_TOOL
+    from states.pruning import MAX_TABLES
 
     cases = load_cases()
     db, _ = warehouse(1.0)

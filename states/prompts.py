@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from states.ports import Catalog, Entity, QueryResult, Turn
-from states.pruning import MAX_TABLES, relevant_tables  # noqa: F401 (re-exported)
 
 SQL_TOOL: dict[str, Any] = {
     "type": "function",

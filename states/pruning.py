@@ -117,6 +117,7 @@ def relevant_tables(catalog: Catalog, question: str, entities: list[Entity],
     parts, (links, parents) = _index(catalog)
     must = [t for t in dict.fromkeys([*(e.table.lower() for e in entities if e.table),
                                       *(k.lower() for k in keep or [])]) if t in parts]
+    order = {n: i for i, n in enumerate(names)}
     scores = dict.fromkeys(names, 0.0)
     for q in stems(question):
         hits = {}
@@ -149,7 +150,7 @@ def relevant_tables(catalog: Catalog, question: str, entities: list[Entity],
     while len(picked) < max_tables:
         chosen = set(picked)
         best = max((n for n in names if n not in chosen),
-                   key=lambda n: (priority(n, chosen), -names.index(n)))
+                   key=lambda n: (priority(n, chosen), -order[n]))
         if priority(best, chosen) <= 0:
             break
         picked.append(best)
