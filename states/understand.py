@@ -31,6 +31,8 @@ _SQL_START = re.compile(
     re.IGNORECASE,
 )
 
+_SQL_PUNCTUATION = re.compile(r"[();='\"]")
+
 
 def run(ctx: TurnContext) -> str:
     text = ctx.text.strip()
@@ -149,6 +151,12 @@ def llm_trouble(exc: LLMError) -> str:
     return f"I could not get an answer from the language model ({exc.kind}). {hint}"
 
 
+def _command_is_sql(text: str) -> bool:
+    """sqlglot parses text it does not know as a Command ("Create a list of our fintech
+    companies"); only a short or SQL-punctuated one (LOAD httpfs, CALL f()) is SQL."""
+    return len(text.split()) <= 2 or bool(_SQL_PUNCTUATION.search(text))
+
+
 def _pasted_sql(text: str):
     """A handler for SQL pasted as the question, or None when the text is not SQL."""
     if not _SQL_START.match(text):
@@ -166,7 +174,8 @@ def _pasted_sql(text: str):
             ctx.sql = text.strip()
             return "sql"
         return run_pasted
-    if is_query:
+    if is_query or (len(statements) == 1 and isinstance(first, exp.Command)
+                    and not _command_is_sql(text)):
         return None
     kind = first.key.upper() if len(statements) == 1 else "several statements"
 

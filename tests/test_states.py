@@ -284,3 +284,23 @@ def test_llm_failure_after_a_clarification_keeps_it_open_for_a_retry():
     llm.sql(sql).text("ok")
     assert run_turn(deps, "kr", "Adam Levin").state == "answered"
     assert store.load("kr").status == "idle"
+
+
+@pytest.mark.parametrize("text", [
+    "Create a list of our fintech companies", "Call out our biggest exits",
+    "Load up the numbers for Adam Levin", "Set aside Fund I: how did Fund II do?",
+    "Drop the exits and show me investments", "Reset: how much did we invest?",
+])
+def test_english_that_sqlglot_reads_as_a_command_is_a_question(text):
+    deps, llm, wh, store = make({"SELECT 4 FROM funds": QueryResult(["n"], [(4,)])})
+    llm.sql("SELECT 4 FROM funds").text("4.")
+    r = run_turn(deps, "cmd", text)
+    assert r.state == "answered" and r.llm_calls == 2
+
+
+@pytest.mark.parametrize("sql", ["LOAD httpfs", "CALL pragma_version()", "INSTALL httpfs",
+                                 "PRAGMA version", "SET memory_limit='10GB'"])
+def test_pasted_commands_are_still_refused(sql):
+    deps, llm, wh, store = make()
+    r = run_turn(deps, "cmd-sql", sql)
+    assert r.state == "failed" and r.error_kind == "refused" and r.llm_calls == 0
