@@ -1,4 +1,4 @@
-"""The `fundbot` command: ask, chat, sql, db init, diagram, trace, run, slack, eval."""
+"""The `fundbot` command: ask, chat, sql, db init, diagram, trace, run, slack, mcp, eval."""
 
 from __future__ import annotations
 
@@ -203,6 +203,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return cmd_chat(args)
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from bot.mcp_server import serve
+    from bot.runtime import build_deps
+
+    config = load_config()
+    serve(config, build_deps(config), http=args.http, host=args.host, port=args.port,
+          allowed_hosts=[h.strip() for h in args.allowed_hosts.split(",") if h.strip()])
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fundbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -229,6 +239,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("slack", help="start the Slack app").set_defaults(func=cmd_slack)
     sub.add_parser("run", help="Slack when tokens are set, else the terminal chat").set_defaults(
         func=cmd_run)
+    m = sub.add_parser("mcp", help="serve other agents over MCP: stdio, or --http (docs/MCP.md)")
+    m.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    m.add_argument("--host", default="127.0.0.1", help="HTTP address (default: loopback)")
+    m.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")
+    m.add_argument("--allowed-hosts", default="", help="Host names beyond loopback (a,b)")
+    m.set_defaults(func=cmd_mcp)
     sub.add_parser("eval", help="run the evaluation suite (see fundbot eval --help)",
                    add_help=False)
     return p

@@ -44,6 +44,8 @@ class Config:
     allowed_users: set[str] = field(default_factory=set)
     workers: int = 8
     limits: Limits = field(default_factory=Limits)
+    mcp_token: str = ""  # FUNDBOT_MCP_TOKEN: a token, or name:token pairs (bot/mcp_server.py)
+    mcp_rate: str = "60/minute"  # FUNDBOT_MCP_RATE: tool calls per MCP client
 
     @property
     def llm_configured(self) -> bool:
@@ -54,7 +56,8 @@ class Config:
         return bool(self.slack_bot_token and (self.slack_app_token or self.slack_signing_secret))
 
     def __repr__(self) -> str:  # never print secrets
-        hidden = {"openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret"}
+        hidden = {"openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret",
+                  "mcp_token"}
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -132,4 +135,6 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         allowed_users=_csv(get("FUNDBOT_ALLOWED_USERS")),
         workers=max(1, workers),
         limits=limits,
+        mcp_token=get("FUNDBOT_MCP_TOKEN"),
+        mcp_rate=get("FUNDBOT_MCP_RATE", "60/minute"),
     )
