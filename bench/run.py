@@ -5,7 +5,8 @@
     python -m bench.run --quick               # small sizes for development; docs untouched
 
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
-at 11M valuation rows), slack (Slack under load), eval (eval throughput). Each result is kept
+at 11M valuation rows), slack (Slack under load), eval (eval throughput), mcp (an `ask` over
+MCP vs the same turn in-process). Each result is kept
 in bench/.cache/results.json, so `--only` refreshes one section of the document and keeps
 the others. Exit status 1 when any target was missed (the figures are written regardless).
 """
@@ -26,7 +27,7 @@ from bench.common import CACHE, ROOT, machine
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = CACHE / "results.json"
-ORDER = ("overhead", "economy", "scale", "slack", "eval")
+ORDER = ("overhead", "economy", "scale", "slack", "eval", "mcp")
 
 
 def _overhead(quick: bool) -> dict[str, Any]:
@@ -65,9 +66,15 @@ def _eval(quick: bool) -> dict[str, Any]:
     return eval_throughput.run(n_cases=20 if quick else 80, llm_seconds=0.2 if quick else 1.0)
 
 
+def _mcp(quick: bool) -> dict[str, Any]:
+    from bench import mcp_overhead
+
+    return mcp_overhead.run(turns=50 if quick else 300)
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": _overhead, "economy": _economy, "scale": _scale, "slack": _slack,
-    "eval": _eval}
+    "eval": _eval, "mcp": _mcp}
 
 # ------------------------------------------------------------------ rendering
 
@@ -202,8 +209,24 @@ def _render_eval(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _render_mcp(r: dict[str, Any]) -> list[str]:
+    out = [_row("path", "calls", "wall p50 ms", "own p50 ms", "own p95 ms", "MCP p50 ms",
+                "MCP p95 ms", "LLM p50 ms"),
+           _row("---", "--:", "--:", "--:", "--:", "--:", "--:", "--:")]
+    for name, d in r["modes"].items():
+        mcp = d.get("mcp_ms", {})
+        out.append(_row(name, d["calls"], d["wall_ms"]["p50"], d["own_ms"]["p50"],
+                        d["own_ms"]["p95"], mcp.get("p50", "–"), mcp.get("p95", "–"),
+                        d["llm_ms"]["p50"]))
+    extra = r["extra_own_ms_p50"]
+    out += ["", (f"{r['turns']} calls per path after {r['warmup_turns']} warm-up calls, each a "
+            f"new thread: \"{r['question']}\". Own time added by MCP (p50): stdio "
+            f"{extra['mcp_stdio']} ms, HTTP {extra['mcp_http']} ms.")]
+    return out
+
+
 RENDER = {"overhead": _render_overhead, "economy": _render_economy, "scale": _render_scale,
-          "slack": _render_slack, "eval": _render_eval}
+          "slack": _render_slack, "eval": _render_eval, "mcp": _render_mcp}
 
 
 def _ok(flag: bool | None) -> str:
@@ -253,6 +276,10 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
             return [("eval: concurrency 8 < ¼ of serial",
                      (f"{at[8]['wall_s']} s vs {at[1]['wall_s']} s "
                      f"({at[8]['share_of_serial']})"), _ok(met.get("c8_under_quarter")))]
+    if name == "mcp":
+        return [(f"MCP protocol overhead of an ask p50 ≤ {r['targets']['mcp_p50_ms']:g} ms "
+                 f"({k.removeprefix('mcp_')})", f"{r['modes'][k]['mcp_ms']['p50']} ms",
+                 _ok(met.get(f"{k}_p50"))) for k in ("mcp_stdio", "mcp_http")]
     return []
 
 
