@@ -93,9 +93,9 @@ def _over_stdio(env: dict[str, str], n: int) -> list[dict[str, Any]]:
 
 
 def _over_http(env: dict[str, str], n: int) -> list[dict[str, Any]]:
+    import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
 
     from tests.test_run_slack import free_port, wait_healthy
 
@@ -106,7 +106,8 @@ def _over_http(env: dict[str, str], n: int) -> list[dict[str, Any]]:
 
     async def go() -> list[dict[str, Any]]:
         headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with create_mcp_http_client(headers=headers) as http, \
+        timeout = httpx2.Timeout(30, read=300)
+        async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http, \
                 Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp",
                                               http_client=http)) as client:
             return await _asks(client, n)

@@ -19,11 +19,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from bot.cli import main
 from bot.config import ConfigError, load_config
@@ -164,7 +164,8 @@ def http_server(sample_db, tmp_path_factory, fake_llm):
 
 @asynccontextmanager
 async def http_client(url: str, token: str) -> AsyncIterator[Client]:
-    async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"},
+                                  timeout=httpx2.Timeout(30, read=300)) as http:
         async with Client(streamable_http_client(url, http_client=http)) as client:
             yield client
 
