@@ -208,6 +208,7 @@ class Gate:
     """Who is calling, whether they may, and whether they are calling too often."""
 
     def __init__(self, rate: str, access: Access | None):
+        self.rate_text = rate
         try:
             self.rate = limits.parse(rate)
         except ValueError as exc:
@@ -227,8 +228,8 @@ class Gate:
         if not self._limiter.hit(self.rate, client):
             reset = self._limiter.get_window_stats(self.rate, client).reset_time
             wait = max(1, math.ceil(reset - time.time()))
-            raise error(f"rate limit: client {client!r} may make {self.rate} calls "
-                        f"(FUNDBOT_MCP_RATE); try again in {wait} s")
+            raise error(f"rate limit: client {client!r} made more than {self.rate_text} tool "
+                        f"calls (FUNDBOT_MCP_RATE); try again in {wait} s")
         return client
 
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -356,11 +359,23 @@ def test_http_allow_list_applies_as_in_slack(http_clients):
 def test_http_run_sql_refusal_and_huge_body(http_server, http_clients):
     result = http_clients["alice"].call("run_sql", {"sql": "DELETE FROM funds"})
     assert result.is_error and "refused" in text_of(result)
+    # A 2 MiB call is refused (413) on its declared length, before the server reads it, so
+    # the body is not sent: the server answering mid-upload would make the test racy.
     url, _ = http_server
-    huge = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-        "name": "ask", "arguments": {"question": "x" * (2 << 20)}}}).encode()
-    status, _, _ = post(url, huge, {"Authorization": f"Bearer {TOKENS['alice']}"})
-    assert status == 413
+    host = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+    try:
+        conn.putrequest("POST", host.path)
+        for name, value in (("Authorization", f"Bearer {TOKENS['alice']}"),
+                            ("Content-Type", "application/json"),
+                            ("Accept", "application/json, text/event-stream"),
+                            ("Content-Length", str(2 << 20))):
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        assert response.status == 413 and b"too large" in response.read()
+    finally:
+        conn.close()
 
 
 def test_http_refuses_a_foreign_host_header(http_server):
@@ -410,3 +425,22 @@ def test_a_looping_client_hits_the_rate_limit(tmp_path, sample_db, fake_llm):
     assert "try again in" in text_of(results[3])
     with pytest.raises(ConfigError, match="FUNDBOT_MCP_RATE"):
         build_server(load_config({"FUNDBOT_MCP_RATE": "lots"}), build_deps(config))
+
+
+# ------------------------------------------------------------------------- docs
+
+
+def test_docs_mcp_configs_are_exact(stdio):
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "MCP.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(\w+)\n(.*?)```", doc, re.S)
+    desktop = [json.loads(b) for lang, b in blocks if lang == "json"]
+    local = desktop[0]["mcpServers"]["fundbot"]
+    assert local["command"].endswith("/.venv/bin/fundbot") and local["args"] == ["mcp"]
+    assert set(local["env"]) <= {"FUNDBOT_ENV_FILE", "FUNDBOT_DB", "FUNDBOT_STATE"}
+    for lang, code in blocks:
+        if lang == "python":
+            compile(code, "docs/MCP.md", "exec")  # the agent examples are valid Python
+    documented = set(re.findall(r"^\| `(\w+)\(", doc, re.M))
+    assert documented == TOOLS == {t.name for t in stdio.run(lambda c: c.list_tools()).tools}
+    assert {"fundbot://catalog", "fundbot://diagram", "fundbot://trace/{trace_id}"} <= set(
+        re.findall(r"`(fundbot://[^`]+)`", doc))
