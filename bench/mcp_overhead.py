@@ -1,6 +1,6 @@
 """MCP overhead: the same turn in-process and as an `ask` over MCP (stdio and streamable HTTP).
 
-    python -m bench.mcp_overhead [--turns 200]
+    python -m bench.run --only mcp            # 300 calls a path; --quick: 50
 
 One question, each turn in a new thread, answered by a fake LLM in its own process at latency 0
 (fixed SQL and answer: understand, execute, interpret, 2 LLM calls) on the sample warehouse.
@@ -16,9 +16,7 @@ for each call:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -153,15 +151,3 @@ def run(turns: int = 200, warmup: int = 10) -> dict[str, Any]:
                                    for v in m.values())}
     return result
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--turns", type=int, default=200)
-    args = p.parse_args(argv)
-    result = run(args.turns)
-    print(json.dumps(result, indent=2))
-    return 0 if all(result["met"].values()) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
