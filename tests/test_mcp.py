@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import http.client
 import json
 import os
@@ -19,6 +20,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,10 @@ from mcp.shared.exceptions import MCPError
 
 from bot.cli import main
 from bot.config import ConfigError, load_config
-from bot.mcp_server import build_server, parse_tokens
+from bot.mcp_server import ask_output, build_server, parse_tokens
 from bot.runtime import build_deps
 from bot.store import SqliteStore
+from states.ports import TurnResult
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.test_run_slack import free_port, wait_healthy
 
@@ -444,3 +447,14 @@ def test_docs_mcp_configs_are_exact(stdio):
     assert documented == TOOLS == {t.name for t in stdio.run(lambda c: c.list_tools()).tools}
     assert {"fundbot://catalog", "fundbot://diagram", "fundbot://trace/{trace_id}"} <= set(
         re.findall(r"`(fundbot://[^`]+)`", doc))
+
+
+def test_ask_output_passes_new_turn_fields_through():
+    # Fields the machine adds to TurnResult later (a `verified` flag) reach agents untouched.
+    Verified = dataclasses.make_dataclass("Verified", [("verified", bool, True)],
+                                          bases=(TurnResult,))
+    result = Verified(thread_id="mcp:local:t", state="answered", answer="Two.", sql="SELECT 2",
+                      columns=["n"], rows=[(Decimal("2"),), (3,)], as_of="2026-09-30")
+    out = ask_output(result, "t", cap=1)
+    assert out["verified"] is True and out["thread_id"] == "t"
+    assert out["rows"] == [[2]] and out["row_count"] == 2 and out["truncated"] is True
