@@ -10,6 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from bot import verified_cli
 from bot.config import ConfigError, load_config
 from states.ports import QueryError, TurnResult
 
@@ -60,6 +61,7 @@ def result_json(r: TurnResult) -> dict[str, Any]:
         "llm_calls": r.llm_calls, "timings_ms": r.timings_ms, "error_kind": r.error_kind,
         "refused": r.refused, "truncated": r.truncated, "as_of": r.as_of,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+        "verified_query": r.verified_query,
     }
 
 
@@ -78,7 +80,9 @@ def print_result(r: TurnResult, out=sys.stdout) -> None:
         secs = r.timings_ms.get("total", 0) / 1000
         n = len(r.rows)
         print(f"\n(data as of {r.as_of or 'unknown'}; {n} row{'' if n == 1 else 's'}"
-              f"{' (truncated)' if r.truncated else ''}; {secs:.1f}s)", file=out)
+              f"{' (truncated)' if r.truncated else ''}; {secs:.1f}s"
+              f"{f'; verified query #{r.verified_query}' if r.verified_query else ''})",
+              file=out)
 
 
 def exit_code(r: TurnResult) -> int:
@@ -247,6 +251,7 @@ def parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_mcp)
     sub.add_parser("eval", help="run the evaluation suite (see fundbot eval --help)",
                    add_help=False)
+    verified_cli.add_parser(sub)
     return p
 
 

@@ -24,5 +24,6 @@ def build_deps(config: Config, llm=None) -> Deps:
 
     llm = llm if llm is not None else build_llm(config)
     warehouse = open_warehouse(config.db_path, config.limits)
-    return Deps(llm=llm, warehouse=warehouse, store=SqliteStore(config.state_path),
-                limits=config.limits, today=config.today)
+    store = SqliteStore(config.state_path)
+    return Deps(llm=llm, warehouse=warehouse, store=store, limits=config.limits,
+                today=config.today, library=store)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
+from bot.verified_store import VERIFIED_SCHEMA, SqliteVerified
 from states.ports import Conversation, Trace
 
 log = logging.getLogger("fundbot.store")
@@ -81,8 +82,9 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
-class SqliteStore:
-    """`Store` port plus traces, event claims and feedback, in one SQLite file."""
+class SqliteStore(SqliteVerified):
+    """`Store` port plus traces, event claims, feedback and verified queries, in one SQLite
+    file."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 10.0):
         self.path = Path(path)
@@ -123,7 +125,7 @@ class SqliteStore:
         if str(mode).lower() != "wal":
             log.warning("SQLite at %s runs in %s mode, not WAL", self.path, mode)
         with self._tx() as c:
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + VERIFIED_SCHEMA).split(";"):
                 if statement.strip():
                     c.execute(statement)
             if c.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:

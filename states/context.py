@@ -18,6 +18,7 @@ from states.ports import (
     QueryResult,
     Step,
     Trace,
+    VerifiedQuery,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class TurnContext:
     error_kind: str | None = None
     refused: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    examples: list[VerifiedQuery] = field(default_factory=list)  # similar verified queries
 
     # --------------------------------------------------------------- helpers
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from states import verified
 from states.context import TurnContext
 from states.ports import QueryError, SqlAttempt
 
@@ -17,6 +18,7 @@ def run(ctx: TurnContext) -> str:
         ms = (time.perf_counter() - t0) * 1000
         ctx.time("guard", t0)
         ctx.error, ctx.result = exc, None
+        verified.failed(ctx, exc)  # a verified query that fails is flagged, not trusted
         ctx.trace.sql_attempts.append(SqlAttempt(
             sql=ctx.sql, ok=False, error_kind=exc.kind, error=exc.message[:2000], ms=round(ms, 3)))
         return "error"

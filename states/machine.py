@@ -26,6 +26,7 @@ from states.ports import (
     Trace,
     Turn,
     TurnResult,
+    VerifiedLibrary,
     Warehouse,
 )
 
@@ -138,6 +139,7 @@ class Deps:
     store: Store
     limits: Limits = field(default_factory=Limits)
     today: date | None = None
+    library: VerifiedLibrary | None = None  # verified queries (states/verified.py); None: off
 
 
 def _now() -> str:
@@ -235,5 +237,5 @@ def _finish(ctx: TurnContext, state: S, t_start: float, waiting: Pending | None)
         prompt_tokens=sum(c.prompt_tokens for c in ctx.trace.llm_calls),
         completion_tokens=sum(c.completion_tokens for c in ctx.trace.llm_calls),
         timings_ms=timings, error_kind=ctx.error_kind, refused=ctx.refused,
-        as_of=ctx.deps.warehouse.catalog.as_of,
+        as_of=ctx.deps.warehouse.catalog.as_of, verified_query=ctx.trace.verified_query,
     )

@@ -227,6 +227,7 @@ class Trace:
     final_state: str = ""
     answer: str = ""
     error: str = ""
+    verified_query: int | None = None  # the verified query whose SQL answered the turn
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -295,3 +296,73 @@ class TurnResult:
     error_kind: str | None = None  # failed turns: empty, too_long, llm, sql, clarify, internal
     refused: bool = False  # answered without SQL: the question is outside the data
     as_of: str = ""
+    verified_query: int | None = None  # answered with this verified query's SQL
+
+
+# ------------------------------------------------------------- verified queries
+
+
+@dataclass
+class Slot:
+    """A name a verified query was written for; `swappable` when its value or key is a
+    literal of the SQL, so the query also serves another name of the same kind."""
+
+    kind: str
+    value: str
+    key: Any = None
+    mention: str = ""
+    table: str = ""
+    column: str = ""
+    swappable: bool = False
+
+
+@dataclass
+class VerifiedQuery:
+    """A reviewed question -> SQL pair. status: proposed, verified, retired. `broken` says
+    why its SQL stopped working against the warehouse; a broken query is never used."""
+
+    id: int
+    question: str
+    sql: str
+    slots: list[Slot] = field(default_factory=list)
+    status: str = "proposed"
+    source: str = ""  # feedback (a thumbs-up) or operator (fundbot verified add)
+    trace_id: str = ""  # the turn it came from
+    answer: str = ""  # the answer that turn gave, for the reviewer
+    proposed_by: str = ""
+    proposed_at: str = ""
+    verified_by: str = ""
+    verified_at: str = ""
+    broken: str = ""
+    updated_at: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "verified" and not self.broken
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VerifiedQuery:
+        return cls(**{**d, "slots": [Slot(**s) for s in d.get("slots") or []]})
+
+
+class VerifiedLibrary(Protocol):
+    """Where verified queries are kept (the store implements it)."""
+
+    def propose_verified(self, query: VerifiedQuery) -> VerifiedQuery:
+        """Insert (id assigned); the same question and SQL again returns the existing row."""
+        ...
+
+    def get_verified(self, query_id: int) -> VerifiedQuery | None: ...
+
+    def list_verified(self, status: str | None = None) -> list[VerifiedQuery]: ...
+
+    def review_verified(self, query_id: int, status: str, by: str) -> VerifiedQuery:
+        """Set the status (verified or retired) as reviewer `by`; verifying clears `broken`."""
+        ...
+
+    def flag_verified(self, query_id: int, reason: str) -> None:
+        """Mark the query broken: it is no longer used until a reviewer verifies it again."""
+        ...

@@ -14,6 +14,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from states import verified
 from states.context import TurnContext
 from states.ports import Entity, LLMError, LLMReply
 from states.prompts import (
@@ -73,6 +74,10 @@ def run(ctx: TurnContext) -> str:
         ctx.clarify_kind, ctx.clarify_mention = "entity", amb.mention
         return "ask"
 
+    event = verified.consult(ctx)  # a verified query may answer without the SQL-writing call
+    if event is not None:
+        return event
+
     t0 = time.perf_counter()
     messages = build_messages(ctx)
     ctx.time("prompt", t0)
@@ -111,8 +116,10 @@ def build_messages(ctx: TurnContext) -> list[dict[str, Any]]:
                              keep=tables_named(previous, catalog))
     facts = facts_block(ctx.entities, ctx.facts)
     user = ctx.question + (f"\n\n{facts}" if facts else "")
+    examples = verified.examples_block(ctx.examples)
+    system = system_prompt(catalog, tables, ctx.today) + (f"\n\n{examples}" if examples else "")
     return [
-        {"role": "system", "content": system_prompt(catalog, tables, ctx.today)},
+        {"role": "system", "content": system},
         *history_messages(ctx.conv.history, ctx.deps.limits.history_turns),
         {"role": "user", "content": user},
     ]
