@@ -46,6 +46,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     mcp_token: str = ""  # FUNDBOT_MCP_TOKEN: a token, or name:token pairs (bot/mcp_server.py)
     mcp_rate: str = "60/minute"  # FUNDBOT_MCP_RATE: tool calls per MCP client
+    reviewers: set[str] = field(default_factory=set)  # FUNDBOT_REVIEWERS: Slack user ids
 
     @property
     def llm_configured(self) -> bool:
@@ -137,4 +138,5 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         limits=limits,
         mcp_token=get("FUNDBOT_MCP_TOKEN"),
         mcp_rate=get("FUNDBOT_MCP_RATE", "60/minute"),
+        reviewers=_csv(get("FUNDBOT_REVIEWERS")),
     )

@@ -12,10 +12,12 @@ class Access:
 
     users: frozenset[str] = field(default_factory=frozenset)
     channels: frozenset[str] = field(default_factory=frozenset)
+    reviewers: frozenset[str] = field(default_factory=frozenset)  # may verify queries
 
     @classmethod
-    def of(cls, users: set[str] | None, channels: set[str] | None) -> Access:
-        return cls(frozenset(users or ()), frozenset(channels or ()))
+    def of(cls, users: set[str] | None, channels: set[str] | None,
+           reviewers: set[str] | None = None) -> Access:
+        return cls(frozenset(users or ()), frozenset(channels or ()), frozenset(reviewers or ()))
 
     def allows(self, user: str | None, channel: str, is_dm: bool = False) -> bool:
         if self.users and user not in self.users:

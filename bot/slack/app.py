@@ -55,7 +55,8 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     claims = Claims(deps.store)
     responder = Responder(deps, client, dispatcher, claims)
     app.use(_deduplicate(claims))  # before the assistant middleware, so it sees everything
-    register(app, responder, Access.of(config.allowed_users, config.allowed_channels))
+    register(app, responder, Access.of(config.allowed_users, config.allowed_channels,
+                                       getattr(config, "reviewers", None)))
     return app, dispatcher
 
 

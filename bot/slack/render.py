@@ -13,7 +13,7 @@ import io
 import json
 from typing import Any
 
-from states.ports import TurnResult
+from states.ports import TurnResult, VerifiedQuery
 from states.prompts import fmt_value
 
 TABLE_ROWS = 10  # rows shown inline; more go to a CSV file in the thread
@@ -28,6 +28,7 @@ CLARIFY_ACTION = "clarify"  # action ids are clarify_0, clarify_1, ... (unique p
 FEEDBACK_ACTION = "feedback"
 COMMENT_ACTION = "feedback_comment"
 FEEDBACK_MODAL = "feedback_modal"
+REVIEW_ACTION = "verified"  # action ids verified_verify, verified_retire; value: the query id
 
 Message = dict[str, Any]
 
@@ -36,7 +37,10 @@ OVERLOADED = ("I'm answering a lot of questions right now and can't take this on
               "Please ask again in a few minutes.")
 INTERNAL = ("Something went wrong on my side while answering. Please ask again; if it keeps "
             "happening, tell whoever runs fundbot.")
-WARNING = "\u26a0\ufe0f"  # Unicode, not a :shortcode:, renders the same in every block type
+WARNING = "\u26a0\ufe0f"
+VERIFIED = "\u2705"  # Unicode, not a :shortcode:, renders the same in every block type
+NOT_A_REVIEWER = ("Only the reviewers named in FUNDBOT_REVIEWERS can verify or retire "
+                  "queries.")
 STALE_CHOICE = "That question has already been answered. Mention me to ask a new one."
 
 
@@ -92,6 +96,8 @@ def context_line(result: TurnResult, seconds: float | None) -> str:
         parts.append(rows + ("+" if result.truncated else ""))
     if seconds is not None:
         parts.append(f"{seconds:.1f} s")
+    if result.verified_query:
+        parts.append(f"{VERIFIED} Verified query #{result.verified_query}")
     return " · ".join(parts)
 
 
@@ -258,6 +264,50 @@ def feedback_modal(vote: str, trace_id: str) -> dict:
                         "max_length": 2000},
         }],
     }
+
+
+# ------------------------------------------------------------- verified queries
+
+
+def review_request(query: VerifiedQuery, proposed_by: str = "") -> Message:
+    """A proposed verified query with Verify / Retire buttons, for a reviewer."""
+    who = f" (thumbs-up from <@{_escape(proposed_by)}>)" if proposed_by else ""
+    text = f"Proposed verified query #{query.id}{who}: {_escape(query.question)}"
+    swappable = ", ".join(f"{s.kind} {_escape(s.value)}" for s in query.slots if s.swappable)
+    blocks = [_section(text), _section("*SQL*\n" + _code(query.sql, SECTION_CHARS - 20))]
+    if swappable:
+        blocks.append(_context(f"Swappable names (the same question about another one is "
+                               f"answered with this SQL): {swappable}"))
+    blocks.append({"type": "actions", "elements": [
+        _review_button("verify", "Verify", query.id, style="primary"),
+        _review_button("retire", "Retire", query.id)]})
+    return {"text": _fallback(text), "blocks": blocks}
+
+
+def review_done(query: VerifiedQuery, user: str) -> Message:
+    verb = "verified" if query.status == "verified" else "retired"
+    text = (f"{VERIFIED if verb == 'verified' else ''} Verified query #{query.id} {verb} by "
+            f"<@{_escape(user)}>: {_escape(query.question)}").strip()
+    return {"text": _fallback(text), "blocks": [_section(text)]}
+
+
+def review_failed(reason: str) -> Message:
+    text = f"{WARNING} Not done: {_escape(reason)}"
+    return {"text": _fallback(text), "blocks": [_section(text)]}
+
+
+def parse_review(action_id: str, value: str) -> tuple[str, int]:
+    """("verify" | "retire", query id) from a review button."""
+    decision = action_id.removeprefix(f"{REVIEW_ACTION}_")
+    if decision not in ("verify", "retire") or not value.isdigit():
+        raise ValueError(f"not a review button: {action_id!r} {value!r}")
+    return decision, int(value)
+
+
+def _review_button(decision: str, label: str, query_id: int, style: str = "") -> dict:
+    button = {"type": "button", "action_id": f"{REVIEW_ACTION}_{decision}",
+              "text": {"type": "plain_text", "text": label}, "value": str(query_id)}
+    return {**button, "style": style} if style else button
 
 
 # --------------------------------------------------------------------- helpers

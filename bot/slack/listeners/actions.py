@@ -1,4 +1,5 @@
-"""Button clicks: clarification choices, feedback votes, and the "add a comment" button."""
+"""Button clicks: clarification choices, feedback votes, the "add a comment" button, and a
+reviewer's Verify / Retire on a proposed verified query."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 
 from slack_bolt import Ack, App
 
+from bot import library
+from bot.library import record_feedback
 from bot.slack import render
 from bot.slack.access import Access, is_dm
 from bot.slack.responder import Choice, Responder
@@ -23,6 +26,7 @@ def _where(body: dict) -> tuple[str, str, dict]:
 
 def register(app: App, responder: Responder, access: Access) -> None:
     store, client, ui = responder.deps.store, responder.client, responder.dispatcher.ui
+    warehouse = responder.deps.warehouse
 
     def allowed(body: dict, channel: str, root: str) -> bool:
         user = body["user"]["id"]
@@ -50,7 +54,7 @@ def register(app: App, responder: Responder, access: Access) -> None:
             return
         user = body["user"]["id"]
         vote, trace_id = render.parse_feedback(action["value"])
-        store.save_feedback(trace_id, user, vote)
+        proposed = record_feedback(store, warehouse, trace_id, user, vote)
         if vote == "down":  # ask what was wrong while the trigger is fresh (3 s)
             trigger = body["trigger_id"]
             ui(lambda: client.views_open(trigger_id=trigger,
@@ -58,6 +62,45 @@ def register(app: App, responder: Responder, access: Access) -> None:
         else:
             ui(lambda: client.chat_postEphemeral(channel=channel, user=user, thread_ts=root,
                                                  **render.feedback_thanks(vote, trace_id)))
+        if proposed is not None and proposed.status == "proposed":
+            _ask_reviewers(proposed, user, channel, root)
+
+    def _ask_reviewers(query, user: str, channel: str, root: str) -> None:
+        """A reviewer who voted gets the buttons in the thread; otherwise each reviewer by DM."""
+        if user in access.reviewers:
+            ui(lambda: client.chat_postEphemeral(channel=channel, user=user, thread_ts=root,
+                                                 **render.review_request(query)))
+            return
+        for reviewer in sorted(access.reviewers):
+            ui(lambda r=reviewer: client.chat_postMessage(
+                channel=r, **render.review_request(query, proposed_by=user)))
+
+    @app.action(re.compile(rf"^{render.REVIEW_ACTION}_(verify|retire)$"))
+    def on_review(ack: Ack, body: dict, action: dict) -> None:
+        ack()
+        user = body["user"]["id"]
+        channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
+        container = body.get("container") or {}
+        decision, query_id = render.parse_review(action["action_id"], action["value"])
+        if user not in access.reviewers:  # nothing becomes verified without a named reviewer
+            ui(lambda: client.chat_postEphemeral(channel=channel, user=user,
+                                                 text=render.NOT_A_REVIEWER))
+            return
+
+        def review() -> None:
+            try:
+                query = (library.verify(store, warehouse, query_id, user) if decision == "verify"
+                         else library.retire(store, query_id, user))
+            except library.LibraryError as exc:
+                client.chat_postEphemeral(channel=channel, user=user,
+                                          **render.review_failed(str(exc)))
+                return
+            done = render.review_done(query, user)
+            if container.get("is_ephemeral") or not container.get("message_ts"):
+                client.chat_postEphemeral(channel=channel, user=user, **done)
+            else:
+                client.chat_update(channel=channel, ts=container["message_ts"], **done)
+        ui(review)
 
     @app.action(render.COMMENT_ACTION)
     def on_comment_button(ack: Ack, body: dict, action: dict) -> None:

@@ -6,6 +6,7 @@ import json
 
 from slack_bolt import Ack, App
 
+from bot.library import record_feedback
 from bot.slack import render
 from bot.slack.responder import Responder
 
@@ -19,5 +20,6 @@ def register(app: App, responder: Responder) -> None:
         meta = json.loads(view.get("private_metadata") or "{}")
         value = view["state"]["values"]["comment"]["text"].get("value") or ""
         if meta.get("trace_id") and value.strip():
-            store.save_feedback(meta["trace_id"], body["user"]["id"], meta.get("vote", "down"),
-                                comment=value.strip()[:2000])
+            record_feedback(store, responder.deps.warehouse, meta["trace_id"],
+                            body["user"]["id"], meta.get("vote", "down"),
+                            comment=value.strip()[:2000])
