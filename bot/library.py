@@ -105,9 +105,9 @@ def add(library: VerifiedLibrary, warehouse: Warehouse, question: str, sql: str,
 
 
 def check_all(library: VerifiedLibrary, warehouse: Warehouse) -> list[tuple[int, str]]:
-    """Run every verified query; flag those that fail. [(id, reason)] of the flagged."""
+    """Run every usable verified query; flag those that fail. [(id, reason)] newly flagged."""
     flagged = []
-    for q in library.list_verified("verified"):
+    for q in [q for q in library.list_verified("verified") if q.usable]:
         try:
             check_sql(warehouse, q.sql)
         except LibraryError as exc:
