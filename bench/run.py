@@ -6,9 +6,10 @@
 
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
 at 11M valuation rows), slack (Slack under load), eval (eval throughput), mcp (an `ask` over
-MCP vs the same turn in-process). Each result is kept
-in bench/.cache/results.json, so `--only` refreshes one section of the document and keeps
-the others. Exit status 1 when any target was missed (the figures are written regardless).
+MCP vs the same turn in-process), verified (verified-query retrieval, wrong matches, LLM
+calls). Each result is kept in bench/.cache/results.json, so `--only` refreshes one section
+of the document and keeps the others. Exit status 1 when any target was missed (the figures
+are written regardless).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bench.common import CACHE, ROOT, machine
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = CACHE / "results.json"
-ORDER = ("overhead", "economy", "scale", "slack", "eval", "mcp")
+ORDER = ("overhead", "economy", "scale", "slack", "eval", "mcp", "verified")
 
 
 def _overhead(quick: bool) -> dict[str, Any]:
@@ -72,9 +73,15 @@ def _mcp(quick: bool) -> dict[str, Any]:
     return mcp_overhead.run(turns=50 if quick else 300)
 
 
+def _verified(quick: bool) -> dict[str, Any]:
+    from bench import verified
+
+    return verified.run()
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": _overhead, "economy": _economy, "scale": _scale, "slack": _slack,
-    "eval": _eval, "mcp": _mcp}
+    "eval": _eval, "mcp": _mcp, "verified": _verified}
 
 # ------------------------------------------------------------------ rendering
 
@@ -225,8 +232,15 @@ def _render_mcp(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _render_verified(r: dict[str, Any]) -> list[str]:
+    from bench import verified
+
+    return verified.render(r, _row)
+
+
 RENDER = {"overhead": _render_overhead, "economy": _render_economy, "scale": _render_scale,
-          "slack": _render_slack, "eval": _render_eval, "mcp": _render_mcp}
+          "slack": _render_slack, "eval": _render_eval, "mcp": _render_mcp,
+          "verified": _render_verified}
 
 
 def _ok(flag: bool | None) -> str:
@@ -280,6 +294,13 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
         return [(f"MCP protocol overhead of an ask p50 ≤ {r['targets']['mcp_p50_ms']:g} ms "
                  f"({k.removeprefix('mcp_')})", f"{r['modes'][k]['mcp_ms']['p50']} ms",
                  _ok(met.get(f"{k}_p50"))) for k in ("mcp_stdio", "mcp_http")]
+    if name == "verified":
+        return [(f"verified queries: top-3 retrieval ≥ {r['targets']['top3_hit_rate']:.0%}",
+                 f"{r['top3_hit_rate']:.1%} of {r['paraphrases']} paraphrases",
+                 _ok(met.get("top3_hit_rate"))),
+                (f"verified queries: wrong matches ≤ {r['targets']['wrong_match_rate']:.0%}",
+                 f"{r['wrong_match_rate']:.1%} of {r['near_misses']} near misses",
+                 _ok(met.get("wrong_match_rate")))]
     return []
 
 
