@@ -40,6 +40,7 @@ from starlette.responses import PlainTextResponse
 
 from bot.cli import jsonable
 from bot.config import Config, ConfigError
+from bot.library import record_feedback
 from bot.slack.access import Access
 from states.machine import Deps, mermaid, run_turn
 from states.ports import Catalog, QueryError, TableDoc, TurnResult
@@ -382,8 +383,9 @@ def build_server(config: Config, deps: Deps, *, http: bool = False, host: str = 
         client = gate.enter()
         check_length("comment", comment or "", MAX_COMMENT_CHARS)
         own_trace(client, trace_id, ToolError)
-        store.save_feedback(trace_id, f"mcp:{client}", value,
-                            comment=(comment or "").strip() or None)
+        # the same rules as Slack: a thumbs-up proposes a verified query (docs/VERIFIED.md)
+        record_feedback(store, deps.warehouse, trace_id, f"mcp:{client}", value,
+                        comment=(comment or "").strip() or None)
         return FeedbackResult(trace_id=trace_id, value=value, saved=True)
 
     @server.resource("fundbot://catalog", name="catalog", mime_type="application/json",

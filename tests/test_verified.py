@@ -4,6 +4,7 @@ and SQLite store; the LLM is an in-process script that fails on any call it did 
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -156,3 +157,40 @@ def test_check_flags_queries_that_stopped_running(warehouse, store):
     assert [qid for qid, _ in lib.check_all(store, warehouse)] == [q.id]
     with pytest.raises(lib.LibraryError):
         lib.verify(store, warehouse, q.id, "bob")  # a reviewer cannot verify SQL that fails
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_fundbot_verified_commands_and_the_terminal_mark(sample_db, tmp_path, monkeypatch,
+                                                         capsys):
+    from bot.cli import main
+    from tests.fakes.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        for key, value in {"FUNDBOT_ENV_FILE": str(tmp_path / "no.env"), "FUNDBOT_DB": sample_db,
+                           "FUNDBOT_STATE": str(tmp_path / "state.sqlite3"),
+                           "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test",
+                           "FUNDBOT_TODAY": "2026-10-15"}.items():
+            monkeypatch.setenv(key, value)
+        assert main(["verified", "add", "--question", "How much did we invest in Databricks?",
+                     "--sql", "SELECT SUM(amount) FROM investments", "--by", "ops"]) == 1
+        assert "does not run against the warehouse" in capsys.readouterr().err
+        assert main(["verified", "add", "--question", "How much did we invest in Databricks?",
+                     "--sql", SQL_INVESTED, "--by", "ops"]) == 0
+        assert "swappable: company 'Databricks, Inc.'" in capsys.readouterr().out
+        assert main(["verified", "show", "1"]) == 0
+        shown = capsys.readouterr().out
+        assert "swappable" in shown and "reviewed:" in shown and "by ops" in shown
+
+        fake.enqueue_text("We put $5M into Mimo.")  # interpret only: no SQL-writing call
+        assert main(["ask", "What did we put into Mimo so far?"]) == 0
+        out = capsys.readouterr().out
+        assert "verified query #1" in out and "'Mimo, Inc.'" in out and len(fake.requests) == 1
+
+        assert main(["verified", "retire", "1", "--by", "ops"]) == 0
+        assert main(["verified", "list", "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out.splitlines()[-1])
+        assert [(q["id"], q["status"]) for q in listed] == [(1, "retired")]
+        assert main(["verified", "verify", "99", "--by", "ops"]) == 1
+        assert "no verified query 99" in capsys.readouterr().err
