@@ -63,6 +63,8 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"{q.trace_id or '-'})")
     if q.verified_by:
         print(f"reviewed:  {q.verified_at} by {q.verified_by}")
+    if q.retired_by:
+        print(f"retired:   {q.retired_at} by {q.retired_by}")
     if q.answer:
         print(f"answer:    {q.answer}")
     return EXIT_OK

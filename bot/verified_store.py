@@ -105,7 +105,7 @@ class SqliteVerified:
             if status == "verified":
                 q.verified_by, q.verified_at, q.broken = by, now, ""
             elif status == "retired":
-                q.verified_by, q.verified_at = by, now  # who took it out, and when
+                q.retired_by, q.retired_at = by, now
             if broken is not None:
                 q.broken = broken
             q.status, q.updated_at = status or q.status, now

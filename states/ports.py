@@ -333,6 +333,8 @@ class VerifiedQuery:
     proposed_at: str = ""
     verified_by: str = ""
     verified_at: str = ""
+    retired_by: str = ""
+    retired_at: str = ""
     broken: str = ""
     updated_at: str = ""
 

@@ -102,7 +102,8 @@ def mask(question: str, entities: list[Entity]) -> str:
     text = question
     for e in sorted(entities, key=lambda e: -len(e.mention)):
         if e.mention:
-            text = re.sub(re.escape(e.mention), f" ent_{e.kind} ", text, flags=re.IGNORECASE)
+            text = re.sub(rf"(?<!\w){re.escape(e.mention)}(?!\w)", f" ent_{e.kind} ", text,
+                          flags=re.IGNORECASE)
     return text
 
 

@@ -194,3 +194,10 @@ def test_fundbot_verified_commands_and_the_terminal_mark(sample_db, tmp_path, mo
         assert [(q["id"], q["status"]) for q in listed] == [(1, "retired")]
         assert main(["verified", "verify", "99", "--by", "ops"]) == 1
         assert "no verified query 99" in capsys.readouterr().err
+
+
+def test_masking_replaces_whole_names_only(warehouse):
+    question = "Compare Fund I with Fund II"
+    entities = warehouse.resolve(question)[0]
+    assert sorted(e.value for e in entities) == ["Fund I", "Fund II"]
+    assert intent(question, entities) == frozenset({"compare", "ent_fund"})
