@@ -65,7 +65,8 @@ def result_json(r: TurnResult) -> dict[str, Any]:
     }
 
 
-def print_result(r: TurnResult, out=sys.stdout) -> None:
+def print_result(r: TurnResult, out=None) -> None:
+    out = out or sys.stdout  # looked up per call: a default would pin the stdout at import
     if r.state == "clarify":
         print(r.clarification, file=out)
         for i, opt in enumerate(r.options, 1):

@@ -57,11 +57,11 @@ class SqliteVerified:
                                (query.question, query.sql)).fetchone()
             if row:
                 return _row(row)
-            cur = conn.execute(
+            (query.id,) = conn.execute(
                 "INSERT INTO verified_queries (question, sql, data, status, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (query.question, query.sql, _dump(query), query.status, now))
-            query.id, query.updated_at = cur.lastrowid, now
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (query.question, query.sql, _dump(query), query.status, now)).fetchone()
+            query.updated_at = now
             conn.execute("UPDATE verified_queries SET data = ? WHERE id = ?",
                          (_dump(query), query.id))
         return query
@@ -117,7 +117,7 @@ class SqliteVerified:
         """Thumbs-down votes with a comment, newest first: the traces open for review."""
         with self._errors("read feedback"):
             rows = self._conn().execute(
-                "SELECT f.trace_id, f.user, f.comment, f.at, t.data FROM feedback f"
+                'SELECT f.trace_id, f."user", f.comment, f.at, t.data FROM feedback f'
                 " LEFT JOIN traces t ON t.trace_id = f.trace_id"
                 " WHERE f.value = -1 AND COALESCE(f.comment, '') <> ''"
                 " ORDER BY f.at DESC, f.id DESC LIMIT ?", (limit,)).fetchall()
