@@ -325,6 +325,7 @@ def consult(ctx: TurnContext) -> str | None:
                 return None
             ctx.sql = sql
             ctx.trace.verified_query = query.id
+            ctx.empty_debugged = True  # reviewed SQL: an empty result is the answer, not a bug
             return "sql"
         return None
     finally:

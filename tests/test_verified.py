@@ -201,3 +201,13 @@ def test_masking_replaces_whole_names_only(warehouse):
     entities = warehouse.resolve(question)[0]
     assert sorted(e.value for e in entities) == ["Fund I", "Fund II"]
     assert intent(question, entities) == frozenset({"compare", "ent_fund"})
+
+
+def test_an_empty_result_of_a_verified_query_is_the_answer(warehouse, store):
+    exits = ("SELECT f.fund_name, e.exit_type, e.exit_date FROM exits e JOIN funds f ON "
+             "f.fund_id = e.fund_id JOIN companies c ON c.company_id = e.company_id "
+             "WHERE c.company_name = 'Acme Robotics, Inc.'")
+    lib.add(store, warehouse, "How did our funds exit Acme Robotics, Inc.?", exits, "ops")
+    llm = ScriptedLLM().text("We have not exited Mimo.")  # no debug call on the empty result
+    r = run_turn(_deps(warehouse, store, llm), "t5", "How did our funds exit Mimo?")
+    assert r.state == "answered" and r.verified_query and r.rows == [] and r.llm_calls == 1
