@@ -104,6 +104,9 @@ def test_thumbs_up_to_verified_to_one_call_answer_to_eval(make_bot, tmp_path, mo
     values = {"comment": {"text": {"type": "plain_text_input", "value": "Counts exits too."}}}
     assert bot.sender.submit_view(user=BOB, view=view, values=values).status == 200
     assert "Counts exits too." in bot.store.get_verified(verified.id).broken
+    dispute = bot.slack.wait_for(lambda: len(bot.slack.messages[BOB]) > 1
+                                 and bot.slack.messages[BOB][-1])  # the reviewers are told
+    assert "Counts exits too." in dispute["text"] and f"#{verified.id}" in json.dumps(dispute)
     assert main(["verified", "reviews", "--json"]) == 0
     (review,) = json.loads(capsys.readouterr().out)
     assert review["verified_query"] == verified.id and review["comment"] == "Counts exits too."

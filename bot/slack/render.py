@@ -291,6 +291,18 @@ def review_done(query: VerifiedQuery, user: str) -> Message:
     return {"text": _fallback(text), "blocks": [_section(text)]}
 
 
+def review_dispute(question: str, comment: str, user: str, trace_id: str,
+                   verified_query: int | None) -> Message:
+    """A thumbs-down with a comment, for the reviewers: what was asked, what was wrong."""
+    text = f"{WARNING} <@{_escape(user)}> says an answer was wrong: {_escape(comment)}"
+    lines = [f"*Question:* {_escape(question)}",
+             f"Trace: `fundbot trace {_escape(trace_id)}`"]
+    if verified_query:
+        lines.append(f"It came from verified query #{verified_query}, which is now flagged: "
+                     f"review it with `fundbot verified show {verified_query}`.")
+    return {"text": _fallback(text), "blocks": [_section(text), _section("\n".join(lines))]}
+
+
 def review_failed(reason: str) -> Message:
     text = f"{WARNING} Not done: {_escape(reason)}"
     return {"text": _fallback(text), "blocks": [_section(text)]}

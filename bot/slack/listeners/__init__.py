@@ -14,4 +14,4 @@ def register(app: App, responder: Responder, access: Access) -> None:
     app.assistant(assistant.build(responder, access))
     events.register(app, responder, access)
     actions.register(app, responder, access)
-    views.register(app, responder)
+    views.register(app, responder, access.reviewers)

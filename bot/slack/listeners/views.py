@@ -1,4 +1,5 @@
-"""The feedback comment modal's submission."""
+"""The feedback comment modal's submission; a thumbs-down with a comment goes to the
+reviewers (FUNDBOT_REVIEWERS) as a direct message."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from bot.slack import render
 from bot.slack.responder import Responder
 
 
-def register(app: App, responder: Responder) -> None:
+def register(app: App, responder: Responder, reviewers: frozenset[str] = frozenset()) -> None:
     store = responder.deps.store
 
     @app.view(render.FEEDBACK_MODAL)
@@ -19,7 +20,15 @@ def register(app: App, responder: Responder) -> None:
         ack()
         meta = json.loads(view.get("private_metadata") or "{}")
         value = view["state"]["values"]["comment"]["text"].get("value") or ""
-        if meta.get("trace_id") and value.strip():
-            record_feedback(store, responder.deps.warehouse, meta["trace_id"],
-                            body["user"]["id"], meta.get("vote", "down"),
-                            comment=value.strip()[:2000])
+        if not (meta.get("trace_id") and value.strip()):
+            return
+        user, vote, comment = body["user"]["id"], meta.get("vote", "down"), value.strip()[:2000]
+        record_feedback(store, responder.deps.warehouse, meta["trace_id"], user, vote,
+                        comment=comment)
+        if vote == "down" and reviewers:
+            trace = store.get_trace(meta["trace_id"])
+            message = render.review_dispute(trace.question if trace else "", comment, user,
+                                            meta["trace_id"], trace and trace.verified_query)
+            for reviewer in sorted(reviewers):
+                responder.dispatcher.ui(lambda r=reviewer: responder.client.chat_postMessage(
+                    channel=r, **message))
