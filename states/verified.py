@@ -26,7 +26,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import bm25s
 import sqlglot
 from sqlglot import exp
 
@@ -255,6 +254,8 @@ class Index:
         self.queries = [q for q in queries if q.usable]
         self.words = [intent_words(q.question, _entities(q.slots)) for q in self.queries]
         self.intents = [frozenset(w) for w in self.words]
+        import bm25s  # numpy and tqdm: loaded on the first turn, not by every fundbot command
+
         self._bm25 = bm25s.BM25()
         if self.queries:
             # an empty-word document would break bm25s' vocabulary; give it a placeholder
