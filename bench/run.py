@@ -5,7 +5,8 @@
     python -m bench.run --quick               # small sizes for development; docs untouched
 
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
-at 11M valuation rows), slack (Slack under load), eval (eval throughput). Each result is kept
+at 11M valuation rows), slack (Slack under load), eval (eval throughput), exits (200 starts of
+`fundbot sql --json`, all must exit 0). Each result is kept
 in bench/.cache/results.json, so `--only` refreshes one section of the document and keeps
 the others. Exit status 1 when any target was missed (the figures are written regardless).
 """
@@ -26,7 +27,7 @@ from bench.common import CACHE, ROOT, machine
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = CACHE / "results.json"
-ORDER = ("overhead", "economy", "scale", "slack", "eval")
+ORDER = ("overhead", "economy", "scale", "slack", "eval", "exits")
 
 
 def _overhead(quick: bool) -> dict[str, Any]:
@@ -65,9 +66,15 @@ def _eval(quick: bool) -> dict[str, Any]:
     return eval_throughput.run(n_cases=20 if quick else 80, llm_seconds=0.2 if quick else 1.0)
 
 
+def _exits(quick: bool) -> dict[str, Any]:
+    from bench import exit_loop
+
+    return exit_loop.run(runs=20 if quick else 200)
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": _overhead, "economy": _economy, "scale": _scale, "slack": _slack,
-    "eval": _eval}
+    "eval": _eval, "exits": _exits}
 
 # ------------------------------------------------------------------ rendering
 
@@ -202,8 +209,16 @@ def _render_eval(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _render_exits(r: dict[str, Any]) -> list[str]:
+    s = r["seconds_per_run"]
+    return [(f"`{r['command']}` started {r['runs']} times as separate processes: exit codes "
+             f"{r['exit_codes']} (code: runs), {r['nonzero_exits']} non-zero, "
+             f"{r['wrong_output']} with wrong output; {s['p50']} s a run (p50), "
+             f"{s['max']} s max.")]
+
+
 RENDER = {"overhead": _render_overhead, "economy": _render_economy, "scale": _render_scale,
-          "slack": _render_slack, "eval": _render_eval}
+          "slack": _render_slack, "eval": _render_eval, "exits": _render_exits}
 
 
 def _ok(flag: bool | None) -> str:
@@ -253,6 +268,10 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
             return [("eval: concurrency 8 < ¼ of serial",
                      (f"{at[8]['wall_s']} s vs {at[1]['wall_s']} s "
                      f"({at[8]['share_of_serial']})"), _ok(met.get("c8_under_quarter")))]
+    if name == "exits":
+        return [(f"`fundbot sql --json` × {r['runs']}: 0 non-zero exits",
+                 f"{r['nonzero_exits']} non-zero, exit codes {r['exit_codes']}",
+                 _ok(met.get("no_nonzero_exit")))]
     return []
 
 

@@ -91,12 +91,12 @@ def exit_code(r: TurnResult) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.runtime import build_deps
+    from bot.runtime import opened
     from states.machine import run_turn
 
-    deps = build_deps(load_config())
     thread = args.thread or f"cli-{uuid.uuid4().hex[:10]}"
-    result = run_turn(deps, thread, args.question, user="cli")
+    with opened(load_config()) as deps:
+        result = run_turn(deps, thread, args.question, user="cli")
     if args.json:
         print(json.dumps(result_json(result), ensure_ascii=False))
     else:
@@ -106,10 +106,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from bot.runtime import build_deps
+    from bot.runtime import opened
+
+    with opened(load_config()) as deps:
+        return _chat(deps)
+
+
+def _chat(deps) -> int:
     from states.machine import run_turn
 
-    deps = build_deps(load_config())
     thread = f"chat-{uuid.uuid4().hex[:10]}"
     print("fundbot: ask about the fund's data. /new starts a new thread, /quit leaves.")
     while True:
@@ -132,15 +137,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from bot.warehouse import open_warehouse
 
     config = load_config()
-    wh = open_warehouse(config.db_path, config.limits)
-    try:
-        res = wh.execute(args.sql)
-    except QueryError as exc:
-        if args.json:
-            print(json.dumps({"error": {"kind": exc.kind, "message": exc.message}}))
-        else:
-            print(f"{exc.kind}: {exc.message}", file=sys.stderr)
-        return EXIT_REFUSED if exc.kind == "refused" else EXIT_FAILED
+    with open_warehouse(config.db_path, config.limits) as wh:  # closed before we return
+        try:
+            res = wh.execute(args.sql)
+        except QueryError as exc:
+            if args.json:
+                print(json.dumps({"error": {"kind": exc.kind, "message": exc.message}}))
+            else:
+                print(f"{exc.kind}: {exc.message}", file=sys.stderr)
+            return EXIT_REFUSED if exc.kind == "refused" else EXIT_FAILED
     if args.json:
         print(json.dumps({"columns": res.columns, "rows": [jsonable(list(r)) for r in res.rows],
                           "truncated": res.truncated}, ensure_ascii=False))
@@ -184,14 +189,15 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_slack(args: argparse.Namespace) -> int:
-    from bot.runtime import build_deps
+    from bot.runtime import opened
     from bot.slack.app import serve
 
     config = load_config()
     if not config.slack_configured:
         print(SLACK_HINT, file=sys.stderr)
         return EXIT_REFUSED
-    serve(config, build_deps(config))
+    with opened(config) as deps:
+        serve(config, deps)
     return EXIT_OK
 
 

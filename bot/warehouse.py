@@ -158,7 +158,10 @@ class DuckWarehouse:
                 cur.interrupt()  # this thread's cursor only: other users' queries run on
                 done.wait(_REINTERRUPT_S)
 
-        threading.Thread(target=watchdog, daemon=True, name="fundbot-query-timer").start()
+        # The timer must not outlive the query: a daemon thread still holding the cursor at
+        # interpreter exit destroys it during shutdown, and DuckDB aborts (exit 134).
+        timer = threading.Thread(target=watchdog, daemon=True, name="fundbot-query-timer")
+        timer.start()
         try:
             cur.execute(sql)
             columns = [d[0] for d in (cur.description or [])]
@@ -174,6 +177,7 @@ class DuckWarehouse:
                              original) from None
         finally:
             done.set()
+            timer.join()
         return QueryResult(columns=columns, rows=rows[:cap], truncated=len(rows) > cap,
                            elapsed_ms=(time.perf_counter() - started) * 1000)
 
