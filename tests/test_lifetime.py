@@ -16,7 +16,7 @@ import pytest
 
 from bot.cli import main
 from bot.warehouse import DuckWarehouse
-from states.ports import Limits
+from states.ports import Limits, QueryError
 
 QUERY = "SELECT count(*) FROM valuations"
 
@@ -37,7 +37,7 @@ def test_no_query_timer_outlives_its_query(own_db):
         for _ in range(20):
             assert wh.execute(QUERY).rows[0][0] > 0
             assert _timers() == []  # the timer (and the cursor it could interrupt) is gone
-        with pytest.raises(Exception):
+        with pytest.raises(QueryError):
             wh.execute("SELECT nope FROM valuations")
         assert _timers() == []
 
