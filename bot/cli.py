@@ -6,12 +6,11 @@ import argparse
 import json
 import sys
 import uuid
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from bot.config import ConfigError, load_config
 from states.ports import QueryError, TurnResult
+from states.prompts import jsonable
 
 SLACK_HINT = ("Slack is not connected: put SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode) or "
               "SLACK_SIGNING_SECRET (HTTP) in .env to answer in Slack; see README "
@@ -20,19 +19,9 @@ SLACK_HINT = ("Slack is not connected: put SLACK_BOT_TOKEN and SLACK_APP_TOKEN (
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
 
-def jsonable(v: Any) -> Any:
-    """A database value as JSON: exact integers, floats for decimals, ISO dates."""
-    if isinstance(v, Decimal):
-        return int(v) if v == v.to_integral_value() else float(v)
-    if isinstance(v, (date, datetime)):
-        return v.isoformat()
-    if isinstance(v, (bytes, bytearray)):
-        return v.hex()
-    if isinstance(v, (list, tuple)):
-        return [jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): jsonable(x) for k, x in v.items()}
-    return v
+def dump_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON (no NaN/Infinity) for every value DuckDB can return."""
+    return json.dumps(jsonable(obj), ensure_ascii=False, allow_nan=False, indent=indent)
 
 
 def text_table(columns: list[str], rows: list[tuple], limit: int = 20) -> str:
@@ -55,7 +44,7 @@ def text_table(columns: list[str], rows: list[tuple], limit: int = 20) -> str:
 def result_json(r: TurnResult) -> dict[str, Any]:
     return {
         "thread": r.thread_id, "state": r.state, "answer": r.answer, "sql": r.sql,
-        "columns": r.columns, "rows": [jsonable(list(row)) for row in r.rows],
+        "columns": r.columns, "rows": r.rows,
         "clarification": r.clarification, "options": r.options, "trace_id": r.trace_id,
         "llm_calls": r.llm_calls, "timings_ms": r.timings_ms, "error_kind": r.error_kind,
         "refused": r.refused, "truncated": r.truncated, "as_of": r.as_of,
@@ -98,7 +87,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with opened(load_config()) as deps:
         result = run_turn(deps, thread, args.question, user="cli")
     if args.json:
-        print(json.dumps(result_json(result), ensure_ascii=False))
+        print(dump_json(result_json(result)))
     else:
         print_result(result)
         print(f"\nthread: {thread} (continue with: fundbot ask --thread {thread} \"...\")")
@@ -142,13 +131,12 @@ def cmd_sql(args: argparse.Namespace) -> int:
             res = wh.execute(args.sql)
         except QueryError as exc:
             if args.json:
-                print(json.dumps({"error": {"kind": exc.kind, "message": exc.message}}))
+                print(dump_json({"error": {"kind": exc.kind, "message": exc.message}}))
             else:
                 print(f"{exc.kind}: {exc.message}", file=sys.stderr)
             return EXIT_REFUSED if exc.kind == "refused" else EXIT_FAILED
     if args.json:
-        print(json.dumps({"columns": res.columns, "rows": [jsonable(list(r)) for r in res.rows],
-                          "truncated": res.truncated}, ensure_ascii=False))
+        print(dump_json({"columns": res.columns, "rows": res.rows, "truncated": res.truncated}))
     else:
         print(text_table(res.columns, res.rows, limit=200))
         if res.truncated:
@@ -184,7 +172,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if trace is None:
         print(f"no trace {args.trace_id!r}", file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps(jsonable(trace.to_dict()), indent=2, ensure_ascii=False))
+    print(dump_json(trace.to_dict(), indent=2))
     return EXIT_OK
 
 

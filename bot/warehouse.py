@@ -165,6 +165,9 @@ class DuckWarehouse:
         try:
             cur.execute(sql)
             columns = [d[0] for d in (cur.description or [])]
+            exact = _exact_text(sql, cur.description or [])
+            if exact:
+                cur.execute(exact)
             rows = [tuple(r) for r in cur.fetchmany(cap + 1)] if columns else []
             if len(rows) > cap:
                 # A streamed result nobody will read further: stop computing it now, or it runs
@@ -214,6 +217,20 @@ class DuckWarehouse:
         message = _QUOTED_PATH.sub(r"\1<path>\1", message)
         message = " ".join(message.split())
         return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"
+
+
+def _exact_text(sql: str, description: list) -> str | None:
+    """The query again with INTERVAL columns as DuckDB's own text, or None when it has none.
+
+    DuckDB hands an INTERVAL to Python as a timedelta, counting a month as 30 days and a year
+    as 360 ("15 years 4 months" became 5,519 days); its text ("15 years 4 months 2 days") is
+    exact. Columns are taken by position, so duplicate or odd names cannot break the wrapper.
+    """
+    if not any("INTERVAL" in str(d[1]) for d in description):
+        return None
+    cols = ", ".join(f"CAST(#{i} AS VARCHAR)" if "INTERVAL" in str(d[1]) else f"#{i}"
+                     for i, d in enumerate(description, 1))
+    return f"SELECT {cols} FROM ({sql.strip().rstrip(';')}\n) AS _fundbot_exact"
 
 
 def _connect(path: str, limits: Limits) -> Any:

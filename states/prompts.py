@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date
+from datetime import date, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -87,7 +87,8 @@ def fmt_value(v: Any, null: str = "NULL") -> str:
     """A value as a person reads it: thousands separators on amounts, short fractions.
 
     Integers under 10,000 stay bare: they are mostly years, ids and counts ("2019").
-    One formatter serves prompts, the terminal and Slack, so all show the same figures.
+    One formatter serves prompts, the terminal and Slack, so all show the same figures;
+    `jsonable` keeps JSON's own types and uses this text for the rest.
     """
     if v is None:
         return null
@@ -97,14 +98,58 @@ def fmt_value(v: Any, null: str = "NULL") -> str:
         return f"{v:,}" if abs(v) >= 10_000 else str(v)
     if isinstance(v, (float, Decimal)):
         f = float(v)
-        if math.isnan(f):
+        if math.isnan(f):  # not a figure: shown as missing, as in JSON
             return null
+        if math.isinf(f):
+            return _NON_FINITE[str(f)]
         if abs(f) >= 1000:
             return f"{f:,.0f}" if f.is_integer() else f"{f:,.2f}"
         return f"{f:.4g}"
-    if isinstance(v, date):
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{fmt_value(k, null)}: {fmt_value(x, null)}"
+                               for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(fmt_value(x, null) for x in v) + "]"
+    return _text(v)
+
+
+_NON_FINITE = {"inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _text(v: Any) -> str:
+    """Scalars JSON has no type for, as text: ISO dates and times, DuckDB-style durations."""
+    if isinstance(v, (date, time)):
         return v.isoformat()
-    return str(v)
+    if isinstance(v, timedelta):  # the warehouse sends INTERVALs as DuckDB's text already
+        sign, v = ("-", -v) if v < timedelta(0) else ("", v)
+        days = f"{v.days} day{'' if v.days == 1 else 's'}" if v.days else ""
+        secs = v.seconds + v.microseconds / 1e6
+        clock = (f"{v.seconds // 3600:02d}:{v.seconds // 60 % 60:02d}:"
+                 f"{secs % 60:09.6f}".rstrip("0").rstrip(".")) if secs else ""
+        return sign + (" ".join(p for p in (days, clock) if p) or "00:00:00")
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "0x" + bytes(v).hex()
+    return str(v)  # UUID, Enum, BIT, BIGNUM, GEOMETRY... as DuckDB prints them
+
+
+def jsonable(v: Any) -> Any:
+    """A database value as strict JSON: exact integers, floats for decimals, null for NaN,
+    lists and objects for nested types, fmt_value's text for everything else ("Infinity")."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, (float, Decimal)):
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return _NON_FINITE[str(float(v))]
+        if isinstance(v, Decimal) and v == v.to_integral_value():
+            return int(v)
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {fmt_value(k): jsonable(x) for k, x in v.items()}
+    return _text(v)
 
 
 MAX_CELL_CHARS = 300  # a cell longer than this is a document, not a figure
