@@ -111,6 +111,7 @@ class Entity:
     table: str = ""
     column: str = ""
     key: Any = None  # primary key value, when known
+    key_column: str = ""  # the column `key` is a value of (companies.company_id)
 
 
 @dataclass

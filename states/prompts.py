@@ -70,14 +70,26 @@ def history_messages(history: list[Turn], keep: int) -> list[dict[str, Any]]:
 
 
 def facts_block(entities: list[Entity], facts: list[str]) -> str:
-    lines = [
-        f'- "{e.mention}" means the {_KIND.get(e.kind, e.kind)} {json.dumps(e.value)} '
-        f"({e.table}.{e.column}{f' = {e.key!r}' if e.key is not None else ''})"
-        if e.table else f'- "{e.mention}" means {json.dumps(e.value)}'
-        for e in entities
-    ]
+    lines = [f'- "{e.mention}" means the {_KIND.get(e.kind, e.kind)} {json.dumps(e.value)} '
+             f"({_where(e)})" if e.table else f'- "{e.mention}" means {json.dumps(e.value)}'
+             for e in entities]
     lines += [f"- {f}" for f in facts]
     return "Resolved names and facts (use them exactly):\n" + "\n".join(lines) if lines else ""
+
+
+def _where(e: Entity) -> str:
+    """The name with its own column and the key with the key's column: a model that obeys
+    must not end up comparing a name column with an id."""
+    where = f"{e.table}.{e.column} = {_sql_literal(e.value)}" if e.column else e.table
+    if e.key is not None and e.key_column:
+        where += f"; key {e.table}.{e.key_column} = {_sql_literal(e.key)}"
+    return where
+
+
+def _sql_literal(v: Any) -> str:
+    if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
+        return str(v)
+    return "'" + str(v).replace("'", "''") + "'"
 
 
 _KIND = {"gp": "general partner", "company": "company", "fund": "fund"}
