@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from typing import Any
 
-from bot.config import ConfigError, load_config
+from bot.config import ConfigError, UnavailableError, load_config
 from states.ports import QueryError, TurnResult
 from states.prompts import jsonable
 
@@ -17,6 +18,7 @@ SLACK_HINT = ("Slack is not connected: put SLACK_BOT_TOKEN and SLACK_APP_TOKEN (
               "'Connect to Slack'.")
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
 
 
 def dump_json(obj: Any, indent: int | None = None) -> str:
@@ -236,8 +238,15 @@ def main(argv: list[str] | None = None) -> int:
         return eval_main(argv[1:])
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (ConfigError, FileNotFoundError) as exc:
+        code = args.func(args)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is seen below
+        return code
+    except BrokenPipeError:
+        # the reader left (`fundbot sql ... | head`): stop quietly, as other tools do; stdout
+        # goes to /dev/null so the interpreter's own final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+    except (ConfigError, FileNotFoundError, UnavailableError) as exc:
         print(f"fundbot: {exc}", file=sys.stderr)
         return EXIT_REFUSED if isinstance(exc, ConfigError) else EXIT_FAILED
 

@@ -27,6 +27,10 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message names it."""
 
 
+class UnavailableError(RuntimeError):
+    """Something outside fundbot that cannot be used now (a locked warehouse file)."""
+
+
 @dataclass
 class Config:
     openai_api_key: str = ""

@@ -22,6 +22,7 @@ from typing import Any, Self
 
 import duckdb
 
+from bot.config import UnavailableError
 from schemas.catalog import build_catalog, load_docs
 from states.guard import check
 from states.ports import Ambiguity, Entity, Limits, QueryError, QueryResult
@@ -239,6 +240,15 @@ def _connect(path: str, limits: Limits) -> Any:
     except duckdb.ConnectionException as exc:
         # DuckDB shares one instance per file in a process; its settings must agree
         raise RuntimeError(f"cannot open the warehouse read-only in the sandbox: {exc}") from None
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise UnavailableError(f"cannot read the warehouse {path}: "
+                                   f"{str(exc).splitlines()[0]}") from None
+        holder = re.search(r"\(PID (\d+)\)", str(exc))
+        raise UnavailableError(
+            f"the warehouse {path} is locked by another process"
+            + (f" (PID {holder.group(1)})" if holder else "")
+            + " that has it open for writing; close that program and try again") from None
     try:
         locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]
         if not locked:
