@@ -1,4 +1,5 @@
-"""The `fundbot` command: ask, chat, sql, db init, diagram, trace, run, slack, eval."""
+"""The `fundbot` command: ask, chat, sql, db init, catalog init, diagram, trace, run, slack,
+eval."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def result_json(r: TurnResult) -> dict[str, Any]:
     }
 
 
-def print_result(r: TurnResult, out=sys.stdout) -> None:
+def print_result(r: TurnResult, out=None) -> None:
+    out = out or sys.stdout  # looked up now: tests and callers may have replaced it
     if r.state == "clarify":
         print(r.clarification, file=out)
         for i, opt in enumerate(r.options, 1):
@@ -159,6 +161,27 @@ def cmd_db_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_catalog_init(args: argparse.Namespace) -> int:
+    from bot.warehouse import open_warehouse
+    from schemas.catalog import starter_docs
+
+    config = load_config()
+    db = args.db or config.db_path
+    out = args.out
+    if os.path.exists(out) and not args.force:
+        print(f"fundbot: {out} exists; choose another --out or add --force", file=sys.stderr)
+        return EXIT_REFUSED
+    with open_warehouse(db, config.limits, docs={}) as wh:  # only what the file says
+        docs = starter_docs(wh.catalog)
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(docs, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    print(f"wrote {out}: {len(docs['tables'])} tables, {len(docs['dictionaries'])} value "
+          f"dictionaries guessed from {db}. Edit it (descriptions, keywords, rules, audience), "
+          f"then set FUNDBOT_CATALOG={out}")
+    return EXIT_OK
+
+
 def cmd_diagram(args: argparse.Namespace) -> int:
     from states.machine import mermaid
 
@@ -217,6 +240,13 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--path", help="DuckDB file (default: FUNDBOT_DB or data/fund.duckdb)")
     init.add_argument("--scale", type=float, default=1.0, help="multiply the row counts")
     init.set_defaults(func=cmd_db_init)
+    cat = sub.add_parser("catalog", help="the catalogue (table docs, rules, dictionaries)")
+    cat_init = cat.add_subparsers(dest="catalog_command", required=True).add_parser(
+        "init", help="write a starter catalogue from a DuckDB file, to edit")
+    cat_init.add_argument("--db", help="DuckDB file (default: FUNDBOT_DB)")
+    cat_init.add_argument("--out", default="catalog.json", help="where to write it")
+    cat_init.add_argument("--force", action="store_true", help="overwrite --out")
+    cat_init.set_defaults(func=cmd_catalog_init)
     sub.add_parser("diagram", help="print the state machine as Mermaid").set_defaults(
         func=cmd_diagram)
     t = sub.add_parser("trace", help="print a turn's trace")

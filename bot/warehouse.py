@@ -23,7 +23,7 @@ from typing import Any, Self
 import duckdb
 
 from bot.config import UnavailableError
-from schemas.catalog import build_catalog, load_docs
+from schemas.catalog import build_catalog, docs_for
 from states.guard import check
 from states.ports import Ambiguity, Entity, Limits, QueryError, QueryResult
 
@@ -66,15 +66,19 @@ class DuckWarehouse:
     def __init__(self, path: str, limits: Limits, docs: dict | None = None):
         self.path = str(path)
         self.limits = limits
-        self._docs = load_docs() if docs is None else docs
         self._lock = threading.Lock()
         self._local = threading.local()
         self._cursors: dict[int, tuple[threading.Thread, Any]] = {}
         self._dictionaries: Any = None
         self._closed = False
         self._con = _connect(self.path, limits)
-        with self._lock:
-            self.catalog = build_catalog(self._con, self._docs)
+        try:
+            self._docs = docs_for(self._con) if docs is None else docs
+            with self._lock:
+                self.catalog = build_catalog(self._con, self._docs)
+        except BaseException:
+            self._con.close()
+            raise
 
     # ------------------------------------------------------------------ the port
 

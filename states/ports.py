@@ -96,6 +96,7 @@ class Catalog:
     tables: dict[str, TableDoc]  # keyed by lower-case table name
     rules: list[str] = field(default_factory=list)  # analyst rules, plain sentences
     as_of: str = ""  # ISO date the data is current to ("data as of")
+    audience: str = ""  # who asks ("a venture fund's general partners"); "" = anyone
 
     def columns_by_table(self) -> dict[str, set[str]]:
         return {t: set(doc.columns) for t, doc in self.tables.items()}

@@ -15,7 +15,7 @@ SQL_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "sql_query",
-        "description": "Run one read-only DuckDB SQL query over the fund warehouse "
+        "description": "Run one read-only DuckDB SQL query over the warehouse "
                        "and get rows back.",
         "parameters": {
             "type": "object",
@@ -37,16 +37,21 @@ def render_schema(catalog: Catalog, tables: list[str]) -> str:
     return "\n".join(out)
 
 
+def audience(catalog: Catalog) -> str:
+    """Who asks, as the catalogue says; neutral for a warehouse without one."""
+    return catalog.audience or "the people who use this database"
+
+
 def system_prompt(catalog: Catalog, tables: list[str], today: date) -> str:
     rules = "\n".join(f"- {r}" for r in catalog.rules)
     as_of = f"The data is current as of {catalog.as_of}. " if catalog.as_of else ""
     return (
-        "You are fundbot, an analyst for a venture fund. You answer the general partners' "
-        "questions by calling the tool sql_query with ONE read-only DuckDB SELECT query over "
+        f"You are fundbot, a data analyst. You answer the questions of {audience(catalog)} "
+        "by calling the tool sql_query with ONE read-only DuckDB SELECT query over "
         "the tables below. Use only these tables and columns.\n"
         f"Today is {today.isoformat()}. {as_of}\n\n"
-        f"Analyst rules:\n{rules}\n\n"
-        f"Schema:\n{render_schema(catalog, tables)}\n\n"
+        + (f"Analyst rules:\n{rules}\n\n" if rules else "")
+        + f"Schema:\n{render_schema(catalog, tables)}\n\n"
         "If the question is ambiguous and the facts below do not settle it, reply in plain "
         "text with one short clarifying question instead of calling the tool. If the question "
         f"cannot be answered from these tables at all, reply with text starting '{OUT_OF_SCOPE}' "
