@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import uuid
 from typing import Any
@@ -105,25 +106,64 @@ def cmd_chat(args: argparse.Namespace) -> int:
         return _chat(deps)
 
 
+CHAT_HELP = """Ask a question in plain words; answer a clarifying question with its number or name.
+  /new    start a new thread (forget the conversation so far)
+  /help   this help
+  /quit   leave (or Ctrl-D); Ctrl-C cancels a running question or clears the line"""
+
+_ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_line(text: str) -> str:
+    """A typed line without terminal escape sequences (arrow keys where line editing is
+    unavailable) or control characters: they must not reach the model."""
+    return _ESCAPES.sub("", text)
+
+
+def _line_editing() -> None:
+    """Arrow keys, history and Ctrl-A/E through readline, where Python has it."""
+    try:
+        import readline  # noqa: F401 - importing it is what turns line editing on for input()
+    except ImportError:  # Windows without pyreadline: clean_line still drops escape codes
+        pass
+
+
 def _chat(deps) -> int:
     from states.machine import run_turn
 
+    _line_editing()
     thread = f"chat-{uuid.uuid4().hex[:10]}"
-    print("fundbot: ask about the fund's data. /new starts a new thread, /quit leaves.")
+    print(f"fundbot: ask about the data (thread {thread}). /help lists the commands, "
+          "/quit leaves.")
     while True:
         try:
-            text = input("\nyou> ")
-        except (EOFError, KeyboardInterrupt):
+            text = clean_line(input("\nyou> ")).strip()
+        except EOFError:  # Ctrl-D
             print()
             return EXIT_OK
-        if text.strip() in ("/quit", "/exit", "quit", "exit"):
+        except KeyboardInterrupt:  # Ctrl-C at the prompt: drop the line, ask again
+            print("^C")
+            continue
+        if not text:
+            continue
+        if text in ("/quit", "/exit", "quit", "exit"):
             return EXIT_OK
-        if text.strip() == "/new":
+        if text in ("/help", "help", "?"):
+            print(CHAT_HELP)
+            continue
+        if text == "/new":
             thread = f"chat-{uuid.uuid4().hex[:10]}"
-            print("(new thread)")
+            print(f"(new thread {thread})")
             continue
         print()
-        print_result(run_turn(deps, thread, text, user="chat"))
+        try:
+            result = run_turn(deps, thread, text, user="chat")
+        except KeyboardInterrupt:
+            # Nothing of the turn was saved to the conversation (it is saved once, at the end),
+            # so the thread is as it was before the question.
+            print("(cancelled; the thread is as it was before this question)")
+            continue
+        print_result(result)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

@@ -181,6 +181,9 @@ class DuckWarehouse:
         except duckdb.Error as exc:
             raise self._error(exc, fired.is_set(), original) from None
         except Exception as exc:  # noqa: BLE001 - a value that would not convert to Python
+            if not fired.is_set() and str(exc) == "Query interrupted":
+                # Ctrl-C: DuckDB took the signal and stopped the query; the caller decides
+                raise KeyboardInterrupt from None
             raise QueryError("runtime", self._clean(f"{type(exc).__name__}: {exc}"),
                              original) from None
         finally:
