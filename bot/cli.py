@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from bot.config import ConfigError, UnavailableError, load_config
@@ -28,21 +29,60 @@ def dump_json(obj: Any, indent: int | None = None) -> str:
     return json.dumps(jsonable(obj), ensure_ascii=False, allow_nan=False, indent=indent)
 
 
+MAX_CELL = 40  # characters of a terminal cell; longer text is cut with "…"
+_MONEY = re.compile(r"usd|amount|proceeds|capital|price|cost|revenue|invested|value|paid")
+
+
 def text_table(columns: list[str], rows: list[tuple], limit: int = 20) -> str:
-    """Rows as an aligned plain-text table for the terminal."""
-    from states.prompts import fmt_value
+    """Rows as an aligned plain-text table: readable headers, numbers right-aligned, money
+    columns (amount_usd, proceeds...) as money."""
+    from states.prompts import fmt_money, fmt_value
 
-    shown = [[fmt_value(v) for v in r] for r in rows[:limit]]
-    widths = [max([len(c)] + [len(r[i]) for r in shown]) for i, c in enumerate(columns)]
-    widths = [min(w, 40) for w in widths]
+    shown = rows[:limit]
+    numeric = [all(_is_number(r[i]) or r[i] is None for r in shown) and
+               any(_is_number(r[i]) for r in shown) for i in range(len(columns))]
+    money = [num and bool(_MONEY.search(c.lower())) for c, num in zip(columns, numeric,
+                                                                      strict=True)]
+    cells = [[_cut((fmt_money if money[i] else fmt_value)(v)) for i, v in enumerate(r)]
+             for r in shown]
+    heads = [_cut(readable_header(c)) for c in columns]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(heads)]
 
-    def line(cells: list[str]) -> str:
-        return "  ".join(str(c)[:w].ljust(w) for c, w in zip(cells, widths, strict=True))
+    def line(texts: list[str]) -> str:
+        return "  ".join(t.rjust(w) if num else t.ljust(w)
+                         for t, w, num in zip(texts, widths, numeric, strict=True)).rstrip()
 
-    out = [line(columns), line(["-" * w for w in widths]), *[line(r) for r in shown]]
+    out = [line(heads), line(["-" * w for w in widths]), *[line(r) for r in cells]]
     if len(rows) > limit:
         out.append(f"… {len(rows) - limit} more rows")
     return "\n".join(out)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, Decimal)) and not isinstance(v, bool)
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())  # a newline in a value must not break the table
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def readable_header(column: str) -> str:
+    """total_invested_usd -> Total invested (USD)."""
+    words = column.replace("_", " ").split()
+    units = {"usd": "(USD)", "pct": "(%)", "eur": "(EUR)"}
+    text = " ".join(units.get(w.lower(), w) for w in words) or column
+    return text[:1].upper() + text[1:]
+
+
+def pretty_sql(sql: str) -> str:
+    """The SQL laid out on several lines (sqlglot), or as written when it will not parse."""
+    import sqlglot
+
+    try:
+        return sqlglot.transpile(sql, read="duckdb", write="duckdb", pretty=True)[0]
+    except (sqlglot.errors.SqlglotError, IndexError):
+        return sql
 
 
 def result_json(r: TurnResult) -> dict[str, Any]:
@@ -58,21 +98,32 @@ def result_json(r: TurnResult) -> dict[str, Any]:
 
 def print_result(r: TurnResult, out=None) -> None:
     out = out or sys.stdout  # looked up now: tests and callers may have replaced it
+    for block in result_blocks(r):
+        print(block, file=out)
+
+
+def result_blocks(r: TurnResult) -> list[str]:
+    """What the terminal shows for a turn, block by block; the last is the footer line."""
     if r.state == "clarify":
-        print(r.clarification, file=out)
-        for i, opt in enumerate(r.options, 1):
-            print(f"  {i}. {opt}", file=out)
-        return
-    print(r.answer, file=out)
+        options = [f"  {i}. {opt}" for i, opt in enumerate(r.options, 1)]
+        return [r.clarification or "", *options, f"\n({_trace(r)})"]
+    blocks = [r.answer or ""]
     if r.sql:
-        print(f"\nSQL:\n{r.sql}", file=out)
+        blocks.append(f"\nSQL:\n{pretty_sql(r.sql)}")
     if r.columns and r.rows:
-        print("\n" + text_table(r.columns, r.rows), file=out)
+        blocks.append("\n" + text_table(r.columns, r.rows))
+    facts = []
     if r.state == "answered" and r.sql:
-        secs = r.timings_ms.get("total", 0) / 1000
         n = len(r.rows)
-        print(f"\n(data as of {r.as_of or 'unknown'}; {n} row{'' if n == 1 else 's'}"
-              f"{' (truncated)' if r.truncated else ''}; {secs:.1f}s)", file=out)
+        facts += [f"data as of {r.as_of or 'unknown'}",
+                  f"{n} row{'' if n == 1 else 's'}{' (truncated)' if r.truncated else ''}",
+                  f"{r.timings_ms.get('total', 0) / 1000:.1f}s"]
+    blocks.append(f"\n({'; '.join([*facts, _trace(r)])})")
+    return blocks
+
+
+def _trace(r: TurnResult) -> str:
+    return f"trace {r.trace_id}" if r.trace_id else "no trace"
 
 
 def exit_code(r: TurnResult) -> int:
@@ -264,6 +315,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fundbot", description=__doc__)
+    p.add_argument("--version", action="version", version=f"fundbot {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("ask", help="ask one question")
     a.add_argument("question")
@@ -298,6 +350,15 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("eval", help="run the evaluation suite (see fundbot eval --help)",
                    add_help=False)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fundbot")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,6 +130,17 @@ def fmt_value(v: Any, null: str = "NULL") -> str:
     return _text(v)
 
 
+def fmt_money(v: Any, null: str = "NULL") -> str:
+    """An amount as money: $2,500,000 (whole dollars from $1,000), $850.50 below."""
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
+        return fmt_value(v, null)
+    f = float(v)
+    if not math.isfinite(f):
+        return fmt_value(v, null)
+    sign = "-" if f < 0 else ""
+    return f"{sign}${abs(f):,.0f}" if abs(f) >= 1000 else f"{sign}${abs(f):,.2f}"
+
+
 _NON_FINITE = {"inf": "Infinity", "-inf": "-Infinity"}
 
 
