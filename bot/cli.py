@@ -127,9 +127,10 @@ def _trace(r: TurnResult) -> str:
 
 
 def exit_code(r: TurnResult) -> int:
-    if r.state == "failed":
-        return EXIT_REFUSED if r.error_kind == "refused" else EXIT_FAILED
-    return EXIT_OK
+    """The one rule (README "Exit codes"): 2 when refused, 1 when failed, else 0."""
+    if r.refused:
+        return EXIT_REFUSED
+    return EXIT_FAILED if r.state == "failed" else EXIT_OK
 
 
 # ---------------------------------------------------------------- commands
@@ -225,11 +226,13 @@ def cmd_sql(args: argparse.Namespace) -> int:
         try:
             res = wh.execute(args.sql)
         except QueryError as exc:
+            refused = exc.kind == "refused"  # not a read-only query; parse/binder/... failed
             if args.json:
-                print(dump_json({"error": {"kind": exc.kind, "message": exc.message}}))
+                print(dump_json({"error": {"kind": exc.kind, "message": exc.message},
+                                 "refused": refused}))
             else:
                 print(f"{exc.kind}: {exc.message}", file=sys.stderr)
-            return EXIT_REFUSED if exc.kind == "refused" else EXIT_FAILED
+            return EXIT_REFUSED if refused else EXIT_FAILED
     if args.json:
         print(dump_json({"columns": res.columns, "rows": res.rows, "truncated": res.truncated}))
     else:

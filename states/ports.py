@@ -295,5 +295,7 @@ class TurnResult:
     completion_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     error_kind: str | None = None  # failed turns: empty, too_long, llm, sql, clarify, internal
-    refused: bool = False  # answered without SQL: the question is outside the data
+    # declined as asked: a question outside the data (state answered, no SQL), or a request
+    # that is not acceptable (pasted SQL that is not one read-only query, empty, too long)
+    refused: bool = False
     as_of: str = ""

@@ -83,18 +83,14 @@ def facts_block(entities: list[Entity], facts: list[str]) -> str:
 
 
 def _where(e: Entity) -> str:
-    """The name with its own column and the key with the key's column: a model that obeys
-    must not end up comparing a name column with an id."""
-    where = f"{e.table}.{e.column} = {_sql_literal(e.value)}" if e.column else e.table
+    """Where the name lives and, apart, the key with its own column: a model that obeys
+    must not end up comparing a name column with an id. The name itself is only quoted once,
+    as JSON above, so a hostile value cannot break out of the line."""
+    where = f"{e.table}.{e.column} holds this name" if e.column else e.table
     if e.key is not None and e.key_column:
-        where += f"; key {e.table}.{e.key_column} = {_sql_literal(e.key)}"
+        key = e.key if isinstance(e.key, int) else json.dumps(str(e.key), ensure_ascii=False)
+        where += f"; its key is {e.table}.{e.key_column} = {key}"
     return where
-
-
-def _sql_literal(v: Any) -> str:
-    if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
-        return str(v)
-    return "'" + str(v).replace("'", "''") + "'"
 
 
 _KIND = {"gp": "general partner", "company": "company", "fund": "fund"}

@@ -16,14 +16,15 @@ def test_facts_state_the_name_with_the_name_column_and_the_key_with_the_key(samp
         key = wh.sandbox_execute("SELECT company_id FROM companies "
                                  "WHERE company_name = 'Databricks, Inc.'").rows[0][0]
     block = facts_block(entities, [])
-    assert "companies.company_name = 'Databricks, Inc.'" in block
-    assert f"companies.company_id = {key}" in block
+    assert ('means the company "Databricks, Inc." (companies.company_name holds this name; '
+            f"its key is companies.company_id = {key})") in block
     # no name column is ever set equal to a bare number
     assert not re.search(r"_name = \d", block), block
 
 
-def test_quotes_in_names_are_valid_sql_literals():
-    e = Entity(kind="company", mention="o'reilly", value="O'Reilly Media", table="companies",
-               column="company_name", key=7, key_column="company_id")
+def test_text_keys_are_quoted_and_names_appear_once():
+    e = Entity(kind="company", mention="o'reilly", value="O'Reilly\nMedia", table="companies",
+               column="company_name", key="C-7", key_column="company_code")
     block = facts_block([e], [])
-    assert "companies.company_name = 'O''Reilly Media'; key companies.company_id = 7" in block
+    assert block.count("O'Reilly") == 1 and "\nMedia" not in block  # JSON-escaped, once
+    assert 'its key is companies.company_code = "C-7")' in block
