@@ -44,7 +44,9 @@ def _kind(r: Any, pending_kind: str | None, trace: Any) -> str:
     return r.state
 
 
-def run(turns: int = 1000, warmup: int = 30) -> dict[str, Any]:
+def run(turns: int = 1000, warmup: int = 30, db: Any = None,
+        docs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`db`/`docs`: another warehouse and its catalogue (bench.wide: the 60-table one)."""
     from bot.store import SqliteStore
     from bot.warehouse import open_warehouse
     from eval.cases import DEFAULT_TODAY, load_cases
@@ -52,11 +54,13 @@ def run(turns: int = 1000, warmup: int = 30) -> dict[str, Any]:
     from states.ports import Limits
 
     cases = load_cases()
-    db, built_s = warehouse(1.0)
+    built_s = None
+    if db is None:
+        db, built_s = warehouse(1.0)
     limits = Limits()
     rows: list[dict[str, Any]] = []
     with scratch() as work, gold_process(latency=0.0) as gold:
-        wh = open_warehouse(str(db), limits)
+        wh = open_warehouse(str(db), limits, docs)
         store = SqliteStore(work / "state.sqlite3")
         clients = {c.id: RoutedChat(c.id, gold.base_url) for c in cases}
         base = Deps(llm=None, warehouse=wh, store=store, limits=limits)  # type: ignore[arg-type]
@@ -92,6 +96,8 @@ def run(turns: int = 1000, warmup: int = 30) -> dict[str, Any]:
     parts = {p: dist([r["t"].get(p, 0.0) for r in measured]) for p in PARTS}
     rest = [r["t"]["own"] - sum(r["t"].get(p, 0.0) for p in PARTS) for r in measured]
     parts["other"] = dist(rest)
+    # what depends on the catalogue's size: the guard and prompt building (schema pruning)
+    guard_prune = dist([r["t"].get("guard", 0.0) + r["t"].get("prompt", 0.0) for r in measured])
     by_kind: dict[str, Any] = {}
     for kind in sorted({r["kind"] for r in measured}):
         sel = [r for r in measured if r["kind"] == kind]
@@ -107,6 +113,8 @@ def run(turns: int = 1000, warmup: int = 30) -> dict[str, Any]:
         "own_ms": own_d,
         "cold_first_turn_own_ms": round(cold, 2),
         "parts_ms": parts,
+        "guard_plus_pruning_ms": guard_prune,
+        "tables": len(wh.catalog.tables),
         "llm_roundtrip_ms_at_latency_0": dist([r["t"]["llm"] / max(1, r["llm_calls"])
                                                for r in measured if r["llm_calls"]]),
         "by_kind": by_kind,

@@ -1,0 +1,61 @@
+"""Our own time per turn at 6 and at 60 tables (issue 9, item 12).
+
+    python -m bench.wide [--turns 400]
+
+The turn-overhead loop (bench.overhead: eval questions, gold fake LLM in its own process,
+real warehouse and store) on the sample warehouse (6 tables) and on the same warehouse
+widened to 60 tables (bench.wide_catalog, docs padded to the core tables' density). What
+grows with the catalogue is the guard (the catalogue's schema for sqlglot) and schema
+pruning (inside prompt building); both should cost the same at 60 tables as at 6 once what
+depends only on the catalogue is cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bench import overhead
+from bench.common import scratch, warehouse
+
+TARGETS = {"own_p50_ratio_60_to_6": 1.2, "guard_plus_pruning_p95_ms_at_60": 3.0}
+
+
+def run(turns: int = 400) -> dict[str, Any]:
+    from bench.wide_catalog import widen
+    from schemas.catalog import load_docs
+
+    db, _ = warehouse(1.0)
+    core = load_docs()
+    with scratch() as work:
+        wide_db = work / "wide.duckdb"
+        wide_docs = widen(db, wide_db, core, dense_like=core)
+        at6 = overhead.run(turns=turns)
+        at60 = overhead.run(turns=turns, db=wide_db, docs=wide_docs)
+    ratio = {p: round(at60["own_ms"][p] / at6["own_ms"][p], 3) for p in ("p50", "p95", "mean")}
+    gp = at60["guard_plus_pruning_ms"]
+    return {
+        "benchmark": "wide_catalog_overhead", "turns": turns,
+        "tables": {"small": at6["tables"], "wide": at60["tables"]},
+        "own_ms": {"6": at6["own_ms"], "60": at60["own_ms"]},
+        "own_ratio_60_to_6": ratio,
+        "guard_plus_pruning_ms": {"6": at6["guard_plus_pruning_ms"], "60": gp},
+        "parts_ms_60": at60["parts_ms"],
+        "targets": TARGETS,
+        "met": {"own_p50_ratio": ratio["p50"] <= TARGETS["own_p50_ratio_60_to_6"],
+                "guard_plus_pruning_p95": gp["p95"] <= TARGETS["guard_plus_pruning_p95_ms_at_60"]},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--turns", type=int, default=400)
+    result = run(p.parse_args(argv).turns)
+    print(json.dumps(result, indent=2))
+    return 0 if all(result["met"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
