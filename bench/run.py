@@ -6,9 +6,10 @@
 
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
 at 11M valuation rows), slack (Slack under load), eval (eval throughput), exits (200 starts of
-`fundbot sql --json`, all must exit 0). Each result is kept
-in bench/.cache/results.json, so `--only` refreshes one section of the document and keeps
-the others. Exit status 1 when any target was missed (the figures are written regardless).
+`fundbot sql --json`, all must exit 0), wide (own time per turn at 6 vs 60 tables). Each
+result is kept in bench/.cache/results.json, so `--only` refreshes one section of the
+document and keeps the others. Exit status 1 when any target was missed (the figures are
+written regardless).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bench.common import CACHE, ROOT, machine
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = CACHE / "results.json"
-ORDER = ("overhead", "economy", "scale", "slack", "eval", "exits")
+ORDER = ("overhead", "economy", "scale", "slack", "eval", "exits", "wide")
 
 
 def _overhead(quick: bool) -> dict[str, Any]:
@@ -72,9 +73,15 @@ def _exits(quick: bool) -> dict[str, Any]:
     return exit_loop.run(runs=20 if quick else 200)
 
 
+def _wide(quick: bool) -> dict[str, Any]:
+    from bench import wide
+
+    return wide.run(turns=100 if quick else 400)
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": _overhead, "economy": _economy, "scale": _scale, "slack": _slack,
-    "eval": _eval, "exits": _exits}
+    "eval": _eval, "exits": _exits, "wide": _wide}
 
 # ------------------------------------------------------------------ rendering
 
@@ -217,8 +224,25 @@ def _render_exits(r: dict[str, Any]) -> list[str]:
              f"{s['max']} s max.")]
 
 
+def _render_wide(r: dict[str, Any]) -> list[str]:
+    out = [_row("", "6 tables p50 ms", "p95 ms", "60 tables p50 ms", "p95 ms", "ratio p50",
+                "ratio p95"), _row("---", "--:", "--:", "--:", "--:", "--:", "--:")]
+    a, b = r["own_ms"]["6"], r["own_ms"]["60"]
+    out.append(_row("**own time per turn**", a["p50"], a["p95"], b["p50"], b["p95"],
+                    r["own_ratio_60_to_6"]["p50"], r["own_ratio_60_to_6"]["p95"]))
+    a, b = r["guard_plus_pruning_ms"]["6"], r["guard_plus_pruning_ms"]["60"]
+    out.append(_row("guard + prompt building (pruning)", a["p50"], a["p95"], b["p50"],
+                    b["p95"], round(b["p50"] / a["p50"], 3), round(b["p95"] / a["p95"], 3)))
+    out += ["", (f"{r['turns']} turns at each size (bench.overhead's loop) on the sample "
+                 f"warehouse ({r['tables']['small']} tables) and the same widened to "
+                 f"{r['tables']['wide']} (bench.wide_catalog, docs padded to the core "
+                 "tables' density).")]
+    return out
+
+
 RENDER = {"overhead": _render_overhead, "economy": _render_economy, "scale": _render_scale,
-          "slack": _render_slack, "eval": _render_eval, "exits": _render_exits}
+          "slack": _render_slack, "eval": _render_eval, "exits": _render_exits,
+          "wide": _render_wide}
 
 
 def _ok(flag: bool | None) -> str:
@@ -268,6 +292,12 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
             return [("eval: concurrency 8 < ¼ of serial",
                      (f"{at[8]['wall_s']} s vs {at[1]['wall_s']} s "
                      f"({at[8]['share_of_serial']})"), _ok(met.get("c8_under_quarter")))]
+    if name == "wide":
+        gp = r["guard_plus_pruning_ms"]["60"]
+        return [("own time per turn, 60 vs 6 tables ≤ 1.2×",
+                 f"{r['own_ratio_60_to_6']['p50']}× p50", _ok(met.get("own_p50_ratio"))),
+                ("guard + pruning p95 ≤ 3 ms at 60 tables", f"{gp['p95']} ms",
+                 _ok(met.get("guard_plus_pruning_p95")))]
     if name == "exits":
         return [(f"`fundbot sql --json` × {r['runs']}: 0 non-zero exits",
                  f"{r['nonzero_exits']} non-zero, exit codes {r['exit_codes']}",
