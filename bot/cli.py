@@ -21,6 +21,7 @@ SLACK_HINT = ("Slack is not connected: put SLACK_BOT_TOKEN and SLACK_APP_TOKEN (
               "'Connect to Slack'.")
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
 
 
@@ -375,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         sys.stdout.flush()  # here, not at exit, so a closed pipe is seen below
         return code
+    except KeyboardInterrupt:  # Ctrl-C in `ask`/`sql`: one line, the shell's code for SIGINT
+        print("fundbot: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader left (`fundbot sql ... | head`): stop quietly, as other tools do; stdout
         # goes to /dev/null so the interpreter's own final flush does not fail again
