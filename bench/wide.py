@@ -3,11 +3,12 @@
     python -m bench.wide [--turns 400]
 
 The turn-overhead loop (bench.overhead: eval questions, gold fake LLM in its own process,
-real warehouse and store) on the sample warehouse (6 tables) and on the same warehouse
-widened to 60 tables (bench.wide_catalog, docs padded to the core tables' density). What
-grows with the catalogue is the guard (the catalogue's schema for sqlglot) and schema
-pruning (inside prompt building); both should cost the same at 60 tables as at 6 once what
-depends only on the catalogue is cached.
+real warehouse and store), each turn run on the sample warehouse (6 tables) and then on the
+same warehouse widened to 60 tables (bench.wide_catalog, docs padded to the core tables'
+density), so the machine's changing load weighs on both alike. What grows with the
+catalogue is the guard (the catalogue's schema for sqlglot) and schema pruning (inside prompt
+building); both should cost the same at 60 tables as at 6 once what depends only on the
+catalogue is cached.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bench.common import scratch, warehouse
 TARGETS = {"own_p50_ratio_60_to_6": 1.2, "guard_plus_pruning_p95_ms_at_60": 3.0}
 
 
-def run(turns: int = 400) -> dict[str, Any]:
+def run(turns: int = 400, warmup: int = 30) -> dict[str, Any]:
     from bench.wide_catalog import widen
     from schemas.catalog import load_docs
 
@@ -32,8 +33,9 @@ def run(turns: int = 400) -> dict[str, Any]:
     with scratch() as work:
         wide_db = work / "wide.duckdb"
         wide_docs = widen(db, wide_db, core, dense_like=core)
-        at6 = overhead.run(turns=turns)
-        at60 = overhead.run(turns=turns, db=wide_db, docs=wide_docs)
+        got = overhead.measure({"6": (db, None), "60": (wide_db, wide_docs)}, turns, warmup)
+    at6 = overhead.summarise(got["6"], warmup, "sample, 6 tables")
+    at60 = overhead.summarise(got["60"], warmup, "sample widened to 60 tables")
     ratio = {p: round(at60["own_ms"][p] / at6["own_ms"][p], 3) for p in ("p50", "p95", "mean")}
     gp = at60["guard_plus_pruning_ms"]
     return {
