@@ -233,10 +233,19 @@ def _render_wide(r: dict[str, Any]) -> list[str]:
     a, b = r["guard_plus_pruning_ms"]["6"], r["guard_plus_pruning_ms"]["60"]
     out.append(_row("guard + prompt building (pruning)", a["p50"], a["p95"], b["p50"],
                     b["p95"], round(b["p50"] / a["p50"], 3), round(b["p95"] / a["p95"], 3)))
+    d = r["direct_ms"]
+    out += ["", _row("alone, outside a turn", "p50 ms", "p95 ms", "p99 ms"),
+            _row("---", "--:", "--:", "--:")]
+    for label, key in (("guard, 6 tables", "guard_6"), ("guard, 60 tables", "guard_60"),
+                       ("pruning, 60 tables, first sight of each question", "pruning_60_cold"),
+                       ("pruning, 60 tables, again", "pruning_60_warm")):
+        out.append(_row(label, d[key]["p50"], d[key]["p95"], d[key]["p99"]))
     out += ["", (f"{r['turns']} turns at each size (bench.overhead's loop) on the sample "
                  f"warehouse ({r['tables']['small']} tables) and the same widened to "
                  f"{r['tables']['wide']} (bench.wide_catalog, docs padded to the core "
-                 "tables' density).")]
+                 "tables' density), interleaved turn by turn; then the "
+                 f"{d['queries']} reference SQL queries and {d['questions']} questions of the "
+                 f"eval cases, {d['reps']} times.")]
     return out
 
 

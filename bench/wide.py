@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from bench import overhead
-from bench.common import scratch, warehouse
+from bench.common import dist, scratch, warehouse
 
 TARGETS = {"own_p50_ratio_60_to_6": 1.2, "guard_plus_pruning_p95_ms_at_60": 3.0}
 
@@ -34,6 +34,7 @@ def run(turns: int = 400, warmup: int = 30) -> dict[str, Any]:
         wide_db = work / "wide.duckdb"
         wide_docs = widen(db, wide_db, core, dense_like=core)
         got = overhead.measure({"6": (db, None), "60": (wide_db, wide_docs)}, turns, warmup)
+        direct = _direct(db, wide_db, wide_docs)
     at6 = overhead.summarise(got["6"], warmup, "sample, 6 tables")
     at60 = overhead.summarise(got["60"], warmup, "sample widened to 60 tables")
     ratio = {p: round(at60["own_ms"][p] / at6["own_ms"][p], 3) for p in ("p50", "p95", "mean")}
@@ -44,11 +45,50 @@ def run(turns: int = 400, warmup: int = 30) -> dict[str, Any]:
         "own_ms": {"6": at6["own_ms"], "60": at60["own_ms"]},
         "own_ratio_60_to_6": ratio,
         "guard_plus_pruning_ms": {"6": at6["guard_plus_pruning_ms"], "60": gp},
-        "parts_ms_60": at60["parts_ms"],
+        "parts_ms": {"6": at6["parts_ms"], "60": at60["parts_ms"]},
+        "direct_ms": direct,
         "targets": TARGETS,
         "met": {"own_p50_ratio": ratio["p50"] <= TARGETS["own_p50_ratio_60_to_6"],
                 "guard_plus_pruning_p95": gp["p95"] <= TARGETS["guard_plus_pruning_p95_ms_at_60"]},
     }
+
+
+def _direct(db: Any, wide_db: Any, wide_docs: dict[str, Any], reps: int = 5) -> dict[str, Any]:
+    """The guard and pruning alone, outside a turn: each eval reference SQL checked against
+    the 6- and the 60-table catalogue in turn, and each question pruned at 60 tables (the
+    first pass sees every question's words for the first time: "cold")."""
+    import time
+
+    from bot.warehouse import open_warehouse
+    from eval.cases import load_cases
+    from states.guard import check
+    from states.ports import Limits, QueryError
+    from states.pruning import relevant_tables
+
+    turns = [t for c in load_cases() for t in c.turns]
+    sqls = [t.sql for t in turns if t.sql]
+    guard: dict[str, list[float]] = {"6": [], "60": []}
+    cold: list[float] = []
+    warm: list[float] = []
+    with open_warehouse(str(db), Limits()) as w6, \
+            open_warehouse(str(wide_db), Limits(), wide_docs) as w60:
+        cats = {"6": w6.catalog, "60": w60.catalog}
+        for rep in range(reps):
+            for sql in sqls:
+                for label, cat in cats.items():
+                    t0 = time.perf_counter()
+                    try:
+                        check(sql, cat, 1000)
+                    except QueryError:
+                        pass
+                    guard[label].append((time.perf_counter() - t0) * 1000)
+            for t in turns:
+                t0 = time.perf_counter()
+                relevant_tables(cats["60"], t.question, [])
+                (cold if rep == 0 else warm).append((time.perf_counter() - t0) * 1000)
+    return {"guard_6": dist(guard["6"], 3), "guard_60": dist(guard["60"], 3),
+            "pruning_60_cold": dist(cold, 3), "pruning_60_warm": dist(warm, 3),
+            "queries": len(sqls), "questions": len(turns), "reps": reps}
 
 
 def main(argv: list[str] | None = None) -> int:
