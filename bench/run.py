@@ -6,10 +6,11 @@
 
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
 at 11M valuation rows), slack (Slack under load), eval (eval throughput), mcp (an `ask` over
-MCP vs the same turn in-process), verified (verified-query retrieval, wrong matches, LLM
-calls). Each result is kept in bench/.cache/results.json, so `--only` refreshes one section
-of the document and keeps the others. Exit status 1 when any target was missed (the figures
-are written regardless).
+MCP vs the same turn in-process), exits (200 starts of `fundbot sql --json`, all must exit 0),
+wide (own time per turn at 6 vs 60 tables), verified (verified-query retrieval, wrong
+matches, LLM calls). Each result is kept in bench/.cache/results.json, so `--only` refreshes
+one section of the document and keeps the others. Exit status 1 when any target was missed
+(the figures are written regardless).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from bench.common import CACHE, ROOT, machine
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = CACHE / "results.json"
-ORDER = ("overhead", "economy", "scale", "slack", "eval", "mcp", "verified")
 
 
 def _overhead(quick: bool) -> dict[str, Any]:
@@ -71,6 +71,16 @@ def _mcp(quick: bool) -> dict[str, Any]:
     from bench import mcp_overhead
 
     return mcp_overhead.run(turns=50 if quick else 300)
+def _exits(quick: bool) -> dict[str, Any]:
+    from bench import exit_loop
+
+    return exit_loop.run(runs=20 if quick else 200)
+
+
+def _wide(quick: bool) -> dict[str, Any]:
+    from bench import wide
+
+    return wide.run(turns=100 if quick else 400)
 
 
 def _verified(quick: bool) -> dict[str, Any]:
@@ -80,8 +90,17 @@ def _verified(quick: bool) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
-    "overhead": _overhead, "economy": _economy, "scale": _scale, "slack": _slack,
-    "eval": _eval, "mcp": _mcp, "verified": _verified}
+    "overhead": _overhead,
+    "economy": _economy,
+    "scale": _scale,
+    "slack": _slack,
+    "eval": _eval,
+    "mcp": _mcp,
+    "exits": _exits,
+    "wide": _wide,
+    "verified": _verified,
+}
+ORDER = tuple(RUNNERS)
 
 # ------------------------------------------------------------------ rendering
 
@@ -229,6 +248,36 @@ def _render_mcp(r: dict[str, Any]) -> list[str]:
     out += ["", (f"{r['turns']} calls per path after {r['warmup_turns']} warm-up calls, each a "
             f"new thread: \"{r['question']}\". Own time added by MCP (p50): stdio "
             f"{extra['mcp_stdio']} ms, HTTP {extra['mcp_http']} ms.")]
+def _render_exits(r: dict[str, Any]) -> list[str]:
+    s = r["seconds_per_run"]
+    return [(f"`{r['command']}` started {r['runs']} times as separate processes: exit codes "
+             f"{r['exit_codes']} (code: runs), {r['nonzero_exits']} non-zero, "
+             f"{r['wrong_output']} with wrong output; {s['p50']} s a run (p50), "
+             f"{s['max']} s max.")]
+
+
+def _render_wide(r: dict[str, Any]) -> list[str]:
+    out = [_row("", "6 tables p50 ms", "p95 ms", "60 tables p50 ms", "p95 ms", "ratio p50",
+                "ratio p95"), _row("---", "--:", "--:", "--:", "--:", "--:", "--:")]
+    a, b = r["own_ms"]["6"], r["own_ms"]["60"]
+    out.append(_row("**own time per turn**", a["p50"], a["p95"], b["p50"], b["p95"],
+                    r["own_ratio_60_to_6"]["p50"], r["own_ratio_60_to_6"]["p95"]))
+    a, b = r["guard_plus_pruning_ms"]["6"], r["guard_plus_pruning_ms"]["60"]
+    out.append(_row("guard + prompt building (pruning)", a["p50"], a["p95"], b["p50"],
+                    b["p95"], round(b["p50"] / a["p50"], 3), round(b["p95"] / a["p95"], 3)))
+    d = r["direct_ms"]
+    out += ["", _row("alone, outside a turn", "p50 ms", "p95 ms", "p99 ms"),
+            _row("---", "--:", "--:", "--:")]
+    for label, key in (("guard, 6 tables", "guard_6"), ("guard, 60 tables", "guard_60"),
+                       ("pruning, 60 tables, first sight of each question", "pruning_60_cold"),
+                       ("pruning, 60 tables, again", "pruning_60_warm")):
+        out.append(_row(label, d[key]["p50"], d[key]["p95"], d[key]["p99"]))
+    out += ["", (f"{r['turns']} turns at each size (bench.overhead's loop) on the sample "
+                 f"warehouse ({r['tables']['small']} tables) and the same widened to "
+                 f"{r['tables']['wide']} (bench.wide_catalog, docs padded to the core "
+                 "tables' density), interleaved turn by turn; then the "
+                 f"{d['queries']} reference SQL queries and {d['questions']} questions of the "
+                 f"eval cases, {d['reps']} times.")]
     return out
 
 
@@ -238,9 +287,17 @@ def _render_verified(r: dict[str, Any]) -> list[str]:
     return verified.render(r, _row)
 
 
-RENDER = {"overhead": _render_overhead, "economy": _render_economy, "scale": _render_scale,
-          "slack": _render_slack, "eval": _render_eval, "mcp": _render_mcp,
-          "verified": _render_verified}
+RENDER = {
+    "overhead": _render_overhead,
+    "economy": _render_economy,
+    "scale": _render_scale,
+    "slack": _render_slack,
+    "eval": _render_eval,
+    "mcp": _render_mcp,
+    "exits": _render_exits,
+    "wide": _render_wide,
+    "verified": _render_verified,
+}
 
 
 def _ok(flag: bool | None) -> str:
@@ -294,6 +351,17 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
         return [(f"MCP protocol overhead of an ask p50 ≤ {r['targets']['mcp_p50_ms']:g} ms "
                  f"({k.removeprefix('mcp_')})", f"{r['modes'][k]['mcp_ms']['p50']} ms",
                  _ok(met.get(f"{k}_p50"))) for k in ("mcp_stdio", "mcp_http")]
+    if name == "wide":
+        gp = r["guard_plus_pruning_ms"]["60"]
+        return [("own time per turn, 60 vs 6 tables ≤ 1.2×",
+                 f"{r['own_ratio_60_to_6']['p50']}× p50", _ok(met.get("own_p50_ratio"))),
+                ("guard + pruning p95 ≤ 3 ms at 60 tables",
+                 f"{gp['p95']} ms ({r['guard_plus_pruning_ms']['6']['p95']} ms at 6 tables)",
+                 _ok(met.get("guard_plus_pruning_p95")))]
+    if name == "exits":
+        return [(f"`fundbot sql --json` × {r['runs']}: 0 non-zero exits",
+                 f"{r['nonzero_exits']} non-zero, exit codes {r['exit_codes']}",
+                 _ok(met.get("no_nonzero_exit")))]
     if name == "verified":
         return [(f"verified queries: top-3 retrieval ≥ {r['targets']['top3_hit_rate']:.0%}",
                  f"{r['top3_hit_rate']:.1%} of {r['paraphrases']} paraphrases",

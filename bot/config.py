@@ -27,6 +27,10 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message names it."""
 
 
+class UnavailableError(RuntimeError):
+    """Something outside fundbot that cannot be used now (a locked warehouse file)."""
+
+
 @dataclass
 class Config:
     openai_api_key: str = ""
@@ -106,6 +110,13 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         except ValueError as exc:
             raise ConfigError(f"FUNDBOT_TODAY must be a date like 2026-06-30, not "
                               f"{get('FUNDBOT_TODAY')!r}") from exc
+    if get("FUNDBOT_CATALOG"):  # checked at start-up: a typo must not silently drop the docs
+        from schemas.catalog import CatalogError, load_docs
+
+        try:
+            load_docs(get("FUNDBOT_CATALOG"))
+        except CatalogError as exc:
+            raise ConfigError(str(exc)) from None
     limits = Limits()
     for f in dataclasses.fields(Limits):
         raw = get(LIMIT_ENV[f.name])

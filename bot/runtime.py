@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from bot.config import NO_LLM_MESSAGE, Config, ConfigError
 from states.machine import Deps
 
@@ -27,3 +30,21 @@ def build_deps(config: Config, llm=None) -> Deps:
     store = SqliteStore(config.state_path)
     return Deps(llm=llm, warehouse=warehouse, store=store, limits=config.limits,
                 today=config.today, library=store)
+
+
+@contextmanager
+def opened(config: Config, llm=None) -> Iterator[Deps]:
+    """build_deps for one command: the warehouse and store are closed before it returns,
+    so no DuckDB object is left for interpreter shutdown to destroy."""
+    deps = build_deps(config, llm)
+    try:
+        yield deps
+    finally:
+        close_deps(deps)
+
+
+def close_deps(deps: Deps) -> None:
+    for part in (deps.warehouse, deps.store):
+        close = getattr(part, "close", None)
+        if close is not None:
+            close()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from bot import library as lib
@@ -12,22 +15,37 @@ from bot import library as lib
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
 
-def _open(need_warehouse: bool) -> tuple[Any, Any]:
+@contextmanager
+def _open(need_warehouse: bool) -> Iterator[tuple[Any, Any]]:
+    """(store, warehouse or None), both closed before the command returns."""
     from bot.config import load_config
     from bot.store import SqliteStore
     from bot.warehouse import open_warehouse
 
     config = load_config()
-    warehouse = open_warehouse(config.db_path, config.limits) if need_warehouse else None
-    return SqliteStore(config.state_path), warehouse
+    with ExitStack() as stack:
+        warehouse = (stack.enter_context(open_warehouse(config.db_path, config.limits))
+                     if need_warehouse else None)
+        yield stack.enter_context(SqliteStore(config.state_path)), warehouse
+
+
+def _opening(need_warehouse: bool):
+    """Run a command with (args, store, warehouse), closing both afterwards."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def command(args: argparse.Namespace) -> int:
+            with _open(need_warehouse) as (store, warehouse):
+                return fn(args, store, warehouse)
+        return command
+    return wrap
 
 
 def _reviewer(args: argparse.Namespace) -> str:
     return (args.by or getpass.getuser() or "").strip()
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    store, _ = _open(False)
+@_opening(False)
+def cmd_list(args: argparse.Namespace, store: Any, _: Any) -> int:
     queries = store.list_verified(args.status)
     if args.json:
         print(lib.dumps([lib.summary(q) for q in queries]))
@@ -40,10 +58,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+@_opening(False)
+def cmd_show(args: argparse.Namespace, store: Any, _: Any) -> int:
     from states.verified import describe
 
-    store, _ = _open(False)
     q = store.get_verified(args.id)
     if q is None:
         print(f"fundbot verified: no verified query {args.id}", file=sys.stderr)
@@ -75,13 +93,13 @@ def _review(args: argparse.Namespace, action: str) -> int:
     if not by:
         print("fundbot verified: name the reviewer with --by", file=sys.stderr)
         return EXIT_REFUSED
-    store, warehouse = _open(action == "verify")
-    try:
-        q = (lib.verify(store, warehouse, args.id, by) if action == "verify"
-             else lib.retire(store, args.id, by))
-    except lib.LibraryError as exc:
-        print(f"fundbot verified: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    with _open(action == "verify") as (store, warehouse):
+        try:
+            q = (lib.verify(store, warehouse, args.id, by) if action == "verify"
+                 else lib.retire(store, args.id, by))
+        except lib.LibraryError as exc:
+            print(f"fundbot verified: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     print(f"#{q.id} {q.status} by {by}: {q.question}")
     return EXIT_OK
 
@@ -94,9 +112,9 @@ def cmd_retire(args: argparse.Namespace) -> int:
     return _review(args, "retire")
 
 
-def cmd_add(args: argparse.Namespace) -> int:
+@_opening(True)
+def cmd_add(args: argparse.Namespace, store: Any, warehouse: Any) -> int:
     by = _reviewer(args)
-    store, warehouse = _open(True)
     try:
         q = lib.add(store, warehouse, args.question, args.sql, by)
     except lib.LibraryError as exc:
@@ -108,8 +126,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    store, warehouse = _open(True)
+@_opening(True)
+def cmd_check(args: argparse.Namespace, store: Any, warehouse: Any) -> int:
     flagged = lib.check_all(store, warehouse)
     for qid, reason in flagged:
         print(f"#{qid} flagged: {reason}")
@@ -117,8 +135,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FAILED if flagged else EXIT_OK
 
 
-def cmd_reviews(args: argparse.Namespace) -> int:
-    store, _ = _open(False)
+@_opening(False)
+def cmd_reviews(args: argparse.Namespace, store: Any, _: Any) -> int:
     items = store.disputed_answers()
     if args.json:
         print(lib.dumps(items))
@@ -132,8 +150,8 @@ def cmd_reviews(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    store, warehouse = _open(True)
+@_opening(True)
+def cmd_export(args: argparse.Namespace, store: Any, warehouse: Any) -> int:
     n = lib.export_cases(store, warehouse, args.out)
     print(f"wrote {n} case{'' if n == 1 else 's'} to {args.out} "
           f"(run them with: fundbot eval --cases {args.out})")

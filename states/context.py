@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from states.machine import Deps
 
 
+# Failures that decline the request as given (asking again the same way will not help): with
+# an out-of-scope question they are "refused" (TurnResult.refused, exit status 2).
+REFUSALS = frozenset({"refused", "empty", "too_long"})
+
+
 @dataclass
 class TurnContext:
     deps: Deps
@@ -67,6 +72,7 @@ class TurnContext:
 
     def fail(self, kind: str, message: str, detail: str = "") -> str:
         self.error_kind = kind
+        self.refused = kind in REFUSALS
         self.answer = message
         self.trace.error = detail or message
         return "fail"

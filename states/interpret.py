@@ -6,7 +6,7 @@ import time
 
 from states.context import TurnContext
 from states.ports import LLMError
-from states.prompts import facts_block, result_table
+from states.prompts import audience, facts_block, result_table
 
 MAX_ANSWER_CHARS = 3000
 
@@ -16,7 +16,7 @@ def run(ctx: TurnContext) -> str:
     t0 = time.perf_counter()
     as_of = ctx.deps.warehouse.catalog.as_of
     system = (
-        "You write short answers for a venture fund's general partners. Answer the question "
+        f"You write short answers for {audience(ctx.deps.warehouse.catalog)}. Answer the question "
         "in one to three sentences using only figures that appear in the result table; never "
         "invent or recompute numbers that are not there. Write money as $12.3M or $850K. "
         + (f"The data is as of {as_of}: say so when the answer depends on time (current "

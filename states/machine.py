@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ from states.ports import (
     VerifiedLibrary,
     Warehouse,
 )
+
+log = logging.getLogger("fundbot.turn")  # one INFO line per turn; its steps at DEBUG
+# transitions logs each state's callbacks at INFO, several lines a turn; our turn line says it
+logging.getLogger("transitions.core").setLevel(logging.WARNING)
 
 
 class S(enum.StrEnum):
@@ -169,7 +174,11 @@ def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None) -> 
                  "Please ask again; if it keeps happening, tell the fundbot maintainers "
                  f"(trace {trace.trace_id}).", detail=f"{type(exc).__name__}: {exc}")
         flow.state = S.FAILED.value
-    return _finish(ctx, S(flow.state), t_start, waiting)
+    result = _finish(ctx, S(flow.state), t_start, waiting)
+    log.info("turn thread=%s state=%s ms=%.0f calls=%d trace=%s%s", thread_id, result.state,
+             result.timings_ms.get("total", 0), result.llm_calls, result.trace_id,
+             f" error={result.error_kind}" if result.error_kind else "")
+    return result
 
 
 def _drive(flow: Flow) -> None:
@@ -180,6 +189,8 @@ def _drive(flow: Flow) -> None:
         event = HANDLERS[state](ctx)
         ms = (time.perf_counter() - t0) * 1000
         ctx.add_step(state.value, ms, event or "wait")
+        log.debug("thread=%s step=%s event=%s ms=%.1f", ctx.conv.thread_id, state.value,
+                  event or "wait", ms)
         if event is None:  # clarify: the thread waits for the user
             return
         try:

@@ -8,11 +8,12 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pytest
 from PIL import Image
 
 from bot.chart import MAX_POINTS, chart_for, choose, label, money_short
+from bot.warehouse import open_warehouse
+from states.ports import Limits
 
 D = date
 Q = [D(2025, 3, 31), D(2025, 6, 30), D(2025, 9, 30), D(2025, 12, 31)]
@@ -100,23 +101,17 @@ def _pixels(png: bytes) -> tuple[tuple[int, int], float]:
 
 
 def _qualifying_cases(db: str) -> list[tuple[dict, list[str], list[tuple]]]:
-    con = duckdb.connect(db, read_only=True)
+    """The bundled answer cases whose reference result deserves a chart, run as the bot runs."""
     out = []
-    try:
+    with open_warehouse(db, Limits()) as wh:
         for line in Path("eval/cases.jsonl").read_text().splitlines():
             case = json.loads(line)
             sql = case.get("sql")
             if case.get("expect") != "answer" or not sql:
                 continue
-            for query in sql if isinstance(sql, list) else [sql]:
-                cur = con.execute(query)
-                columns = [d[0] for d in cur.description]
-                rows = cur.fetchall()
-                if choose(columns, rows):
-                    out.append((case, columns, rows))
-                break
-    finally:
-        con.close()
+            res = wh.execute(sql[0] if isinstance(sql, list) else sql)
+            if choose(res.columns, res.rows):
+                out.append((case, res.columns, res.rows))
     return out
 
 
@@ -138,14 +133,11 @@ def test_bundled_cases_that_qualify_render_readable_pngs(sample_db):
 
 
 def test_a_line_over_time_describes_its_range(sample_db):
-    con = duckdb.connect(sample_db, read_only=True)
-    try:
-        cur = con.execute(
+    with open_warehouse(sample_db, Limits()) as wh:
+        res = wh.execute(
             "SELECT valuation_date, SUM(fair_value_usd) AS fair_value_usd FROM valuations "
             "WHERE valuation_date >= DATE '2024-01-01' GROUP BY 1 ORDER BY 1")
-        columns, rows = [d[0] for d in cur.description], cur.fetchall()
-    finally:
-        con.close()
+    columns, rows = res.columns, res.rows
     chart = chart_for(columns, rows, title="How has our value moved since 2024?")
     assert chart.spec.kind == "line" and chart.spec.money
     assert f"from {rows[0][0].isoformat()} to {rows[-1][0].isoformat()}" in chart.alt

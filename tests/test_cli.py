@@ -9,39 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from bot.cli import main
-from tests.fakes.fake_openai import FakeOpenAI
 
 SQL_DB = ("SELECT sum(i.amount_usd) AS invested FROM investments i "
           "JOIN companies c ON c.company_id = i.company_id "
           "WHERE c.company_name = 'Databricks, Inc.'")
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def env(monkeypatch, tmp_path, sample_db, fake):
-    values = {
-        "FUNDBOT_ENV_FILE": str(tmp_path / "no.env"),
-        "FUNDBOT_DB": sample_db,
-        "FUNDBOT_STATE": str(tmp_path / "state.sqlite3"),
-        "FUNDBOT_TODAY": "2026-10-15",
-        "OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "sk-test-cli-SECRET",
-        "FUNDBOT_MODEL": "fake-model",
-        "FUNDBOT_LLM_RETRIES": "1",
-    }
-    for k in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
-        monkeypatch.delenv(k, raising=False)
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    return values
 
 
 def run_json(capsys, *argv):
