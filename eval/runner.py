@@ -85,7 +85,7 @@ def score_turn(spec: TurnSpec, r: TurnResult, ref: Reference | None, catalog,
         "columns": list(r.columns), "row_count": len(r.rows), "truncated": r.truncated,
         "llm_calls": r.llm_calls, "prompt_tokens": r.prompt_tokens,
         "completion_tokens": r.completion_tokens, "seconds": round(seconds, 4),
-        "error_kind": r.error_kind, "trace_id": r.trace_id,
+        "error_kind": r.error_kind, "trace_id": r.trace_id, "verification": r.verification,
         "reference_sql": spec.sql, "reference_answer": spec.answer,
     }
     said = r.answer if outcome in ("answer", "refuse") else (r.clarification or r.answer)

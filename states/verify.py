@@ -1,0 +1,366 @@
+"""verify: every figure and name in the answer checked against the data, without an LLM call.
+
+A figure is supported by a cell of the result in any usual format and rounding, the row
+count, the data's as-of date or today, a year or date the question (or the SQL it ran) named,
+or simple arithmetic over the result a reader would expect: a column's sum or average, a
+difference, ratio or percentage change between two values of one row or one column, a share
+of a column's total. A figure in a clause that names a row (a fund, a sector) must come from
+that row, so two funds' figures cannot be swapped. A fund, company or person named must
+appear in the result, the question, the SQL, the resolved facts or the thread. The answer
+goes back to interpret once with what failed; then `replace` posts the rows themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from states.context import TurnContext
+from states.values import (
+    DATE,
+    MONEY,
+    MONTH,
+    MULTIPLE,
+    NUMBER,
+    PERCENT,
+    QUARTER,
+    Figure,
+    Reading,
+    as_date,
+    figure_matches,
+    is_name,
+    name_forms,
+    number,
+    number_matches,
+    read,
+    row_labels,
+    states,
+)
+
+REINTERPRET_ROUNDS = 1  # at most one more LLM call per turn when an answer fails
+MAX_OPERAND_ROWS = 50  # arithmetic looks at the rows the model was shown, at most this many
+SUPPORTED, UNSUPPORTED = "supported", "unsupported"
+
+
+@dataclass
+class Check:
+    """One figure or name of an answer, its verdict and where its support came from."""
+
+    figure: str
+    kind: str
+    verdict: str
+    support: str
+
+
+@dataclass
+class Evidence:
+    """What an answer may rest on."""
+
+    question: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    truncated: bool = False
+    as_of: date | None = None
+    today: date | None = None
+    sql: str = ""
+    facts: Sequence[str] = ()  # resolved names and answers to clarifications
+    thread: Sequence[str] = ()  # earlier questions and answers of the thread
+    _q: Reading | None = field(default=None, repr=False)
+
+    def question_reading(self) -> Reading:
+        if self._q is None:
+            self._q = read(self.question)
+        return self._q
+
+
+# ------------------------------------------------------------------------ the step
+
+def run(ctx: TurnContext) -> str:
+    """Check the answer; 'ok' posts it, 'reject' sends it back (once) or replaces it."""
+    assert ctx.result is not None and ctx.answer is not None
+    ev = evidence_of(ctx)
+    named = named_in(ctx, ctx.answer)
+    checks = check(ctx.answer, ev, named)
+    bad = [c for c in checks if c.verdict == UNSUPPORTED]
+    ctx.verify_rounds += 1
+    ctx.trace.verify.append({"round": ctx.verify_rounds, "answer": ctx.answer,
+                             "checks": [asdict(c) for c in checks],
+                             "verdict": "rejected" if bad else "verified"})
+    if not bad:
+        ctx.verification = "verified" if ctx.verify_rounds == 1 else "revised"
+        return "ok"
+    ctx.rejected = bad
+    return "reject"
+
+
+def evidence_of(ctx: TurnContext) -> Evidence:
+    result = ctx.result
+    assert result is not None
+    as_of = ctx.deps.warehouse.catalog.as_of
+    facts = [e.value for e in ctx.entities] + [e.mention for e in ctx.entities] + ctx.facts
+    if ctx.conv.pending:
+        facts += ctx.conv.pending.facts
+    thread = [t for turn in ctx.conv.history for t in (turn.question, turn.answer or "")]
+    return Evidence(question=ctx.question, columns=list(result.columns), rows=result.rows,
+                    truncated=result.truncated, as_of=as_date(as_of) if as_of else None,
+                    today=ctx.today, sql=ctx.sql or "", facts=facts, thread=thread)
+
+
+_FUND_LIKE = re.compile(r"\b(?:[A-Z][a-z]+ )?Fund (?:[IVX]+|\d+)\b")
+
+
+def named_in(ctx: TurnContext, text: str) -> list[tuple[str, list[str]]]:
+    """(words, the names they may mean) for each fund, company or person the text names:
+    the warehouse's own dictionaries, plus anything written like a fund ("Fund VII")."""
+    entities, ambiguities = ctx.deps.warehouse.resolve(text)
+    out = [(e.mention, [e.value]) for e in entities]
+    out += [(a.mention, [c.value for c in a.candidates]) for a in ambiguities]
+    seen = {w.casefold() for w, _ in out} | {v.casefold() for _, vs in out for v in vs}
+    for m in _FUND_LIKE.finditer(text):
+        words = m.group()
+        first = words.split()[0].casefold()
+        if first not in ("fund",) and first in _LEADING:
+            words = words.split(" ", 1)[1]
+        if words.casefold() not in seen and not any(words.casefold() in s for s in seen):
+            out.append((words, [words]))
+    return out
+
+
+_LEADING = {"the", "our", "in", "this", "that", "each", "every", "and", "by", "for", "of"}
+
+
+# ------------------------------------------------------------------------ checking
+
+def check(answer: str, ev: Evidence, named: Sequence[tuple[str, Sequence[str]]] = ()
+          ) -> list[Check]:
+    """Every figure and name of `answer` with its verdict and support."""
+    labels = sorted({str(c) for r in ev.rows for c in r if is_name(c)}
+                    | {v for _, vs in named for v in vs}
+                    | {w for w, _ in named})
+    reading = read(answer, labels)
+    out = [_check_name(words, values, ev) for words, values in named]
+    ctx = _Arith(ev)
+    for fig in reading.figures:
+        support = _figure_support(fig, reading, ev, ctx)
+        out.append(Check(fig.text, fig.kind, SUPPORTED if support else UNSUPPORTED,
+                         support or _why_not(fig)))
+    return out
+
+
+def _why_not(fig: Figure) -> str:
+    if fig.first is not None:
+        return "no such date in the result, the question or the data's date"
+    return "no cell, count or simple arithmetic over the result gives it"
+
+
+def _same_name(a: str, b: str) -> bool:
+    return bool(set(name_forms(a)) & set(name_forms(b)))
+
+
+def _check_name(words: str, values: Sequence[str], ev: Evidence) -> Check:
+    def where(v: str) -> str | None:
+        for i, r in enumerate(ev.rows):
+            for j, cell in enumerate(r):
+                if isinstance(cell, str) and _same_name(v, cell):
+                    return f"cell {ev.columns[j]} (row {i + 1})"
+        if states(v, ev.question):
+            return "question"
+        for lit in _sql_strings(ev.sql):
+            if _same_name(v, lit):
+                return "sql"
+        if any(_same_name(v, f) or states(v, f) for f in ev.facts):
+            return "resolved facts"
+        if any(states(v, t) for t in ev.thread):
+            return "thread"
+        return None
+
+    for v in values:
+        found = where(v)
+        if found:
+            return Check(words, "name", SUPPORTED, found)
+    return Check(words, "name", UNSUPPORTED,
+                 "named nowhere in the result, the question or the resolved facts")
+
+
+_SQL_STRING = re.compile(r"'((?:[^']|'')*)'")
+_SQL_YEAR = re.compile(r"(?<![\w.'])(19\d\d|20\d\d|2100)(?![\w.'])")
+
+
+def _sql_strings(sql: str) -> list[str]:
+    return [m[1].replace("''", "'") for m in _SQL_STRING.finditer(sql or "")]
+
+
+def _reference_dates(ev: Evidence) -> list[tuple[date, str]]:
+    out = []
+    if ev.as_of:
+        out.append((ev.as_of, "as-of date"))
+    if ev.today:
+        out.append((ev.today, "today"))
+    return out
+
+
+def _quarter(d: date) -> tuple[date, date]:
+    first = date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
+    nxt = date(first.year + (first.month + 2) // 12, (first.month + 2) % 12 + 1, 1)
+    return first, nxt - timedelta(days=1)
+
+
+def _date_support(fig: Figure, ev: Evidence) -> str | None:
+    """A date, month or quarter (or a year) that the data, the question or the SQL names."""
+    for i, r in enumerate(ev.rows):
+        for j, cell in enumerate(r):
+            if as_date(cell) and figure_matches(fig, cell):
+                return f"cell {ev.columns[j]} (row {i + 1})"
+    years = fig.is_year
+    for d, name in _reference_dates(ev):
+        if years and int(fig.value or 0) in (d.year, d.year - 1):
+            return name if int(fig.value or 0) == d.year else f"the year before the {name}"
+        if fig.first is not None and fig.first <= d <= fig.last:
+            return name
+        if fig.kind == QUARTER:  # "last quarter": the one before the reference date's
+            prev = _quarter(_quarter(d)[0] - timedelta(days=1))
+            if (fig.first, fig.last) == prev:
+                return f"the quarter before the {name}"
+    for q in ev.question_reading().figures:
+        if _same_date(fig, q):
+            return "question"
+    for lit in _sql_strings(ev.sql):
+        d = as_date(lit)
+        if d and figure_matches(fig, d):
+            return "sql"
+        if d and fig.first is not None and d == fig.last + timedelta(days=1):
+            return "sql"  # "before 2025-01-01" reads as "end of 2024"
+    if years and int(fig.value or 0) in {int(y) for y in _SQL_YEAR.findall(ev.sql or "")}:
+        return "sql"
+    return None
+
+
+def _same_date(fig: Figure, q: Figure) -> bool:
+    if fig.first is not None and q.first is not None:
+        return fig.first <= q.last and q.first <= fig.last
+    if fig.is_year and q.first is not None:
+        return q.first.year == int(fig.value or 0)
+    if fig.first is not None and q.is_year:
+        return fig.first.year == int(q.value or 0)
+    return fig.is_year and q.is_year and fig.value == q.value
+
+
+def _figure_support(fig: Figure, reading: Reading, ev: Evidence, arith: _Arith) -> str | None:
+    if fig.kind in (DATE, MONTH, QUARTER):
+        return _date_support(fig, ev)
+    rows = _rows_named_near(fig, reading, ev)
+    for i in rows:
+        for j, cell in enumerate(ev.rows[i]):
+            if as_date(cell) is None and figure_matches(fig, cell):
+                return f"cell {ev.columns[j]} (row {i + 1})"
+    if fig.is_year:
+        found = _date_support(fig, ev)
+        if found:
+            return found
+    if (fig.kind == NUMBER and not ev.truncated and fig.value is not None
+            and number_matches(fig, float(len(ev.rows)))):
+        return "row count"
+    for q in ev.question_reading().figures:
+        if q.value is not None and fig.value is not None and number_matches(fig, q.value):
+            return "question"
+    return arith.support(fig, rows)
+
+
+def _rows_named_near(fig: Figure, reading: Reading, ev: Evidence) -> list[int]:
+    """The rows a figure may come from: those named in its clause, else all of them."""
+    if len(ev.rows) < 2:
+        return list(range(len(ev.rows)))
+    near = reading.names_near(fig)
+    if near:
+        named = [i for i, r in enumerate(ev.rows) if row_labels(r) & near]
+        if named:
+            return named
+    return list(range(len(ev.rows)))
+
+
+class _Arith:
+    """Simple arithmetic over the result, computed only for figures that need it."""
+
+    def __init__(self, ev: Evidence) -> None:
+        self.ev = ev
+        self._cols: list[tuple[int, list[tuple[int, float]]]] | None = None
+
+    def columns(self) -> list[tuple[int, list[tuple[int, float]]]]:
+        """Numeric columns (not keys): (index, [(row, value)]) over the shown rows."""
+        if self._cols is None:
+            cols = []
+            for j, name in enumerate(self.ev.columns):
+                low = name.lower()
+                if low == "id" or low.endswith("_id"):
+                    continue
+                cells = [(i, number(r[j])) for i, r in
+                         enumerate(self.ev.rows[:MAX_OPERAND_ROWS])]
+                vals = [(i, v) for i, v in cells if v is not None]
+                if vals:
+                    cols.append((j, vals))
+            self._cols = cols
+        return self._cols
+
+    def support(self, fig: Figure, rows: list[int]) -> str | None:
+        if fig.value is None:
+            return None
+        ev, cols = self.ev, self.columns()
+        want = set(rows)
+        name = ev.columns
+        if fig.kind in (MONEY, NUMBER) and not ev.truncated:
+            for j, vals in cols:
+                if len(vals) > 1:
+                    total = sum(v for _, v in vals)
+                    if len(vals) == len(ev.rows) and number_matches(fig, total):
+                        return f"sum of {name[j]}"
+                    if len(vals) == len(ev.rows) and number_matches(fig, total / len(vals)):
+                        return f"average of {name[j]}"
+        cells = [(i, j, v) for j, vals in cols for i, v in vals]
+        totals = {j: sum(v for _, v in vals) for j, vals in cols}
+        counts = {j: len(vals) for j, vals in cols}
+        for a_i, a_j, a in cells:
+            if a_i not in want:
+                continue
+            if fig.kind == PERCENT and not ev.truncated and totals[a_j] and counts[a_j] > 1:
+                if number_matches(fig, a / totals[a_j]):
+                    return f"share of {name[a_j]} total (row {a_i + 1})"
+            for b_i, b_j, b in cells:
+                if (b_i, b_j) == (a_i, a_j) or (b_i != a_i and b_j != a_j):
+                    continue
+                what = _combine(fig, a, b)
+                if what:
+                    where = (f"row {a_i + 1}" if a_i == b_i
+                             else f"rows {a_i + 1} and {b_i + 1}")
+                    return f"{what} of {name[a_j]} and {name[b_j]} ({where})"
+        return None
+
+
+def _combine(fig: Figure, a: float, b: float) -> str | None:
+    """The operation on two values that gives the figure, for its kind of figure."""
+    if fig.kind in (MONEY, NUMBER):
+        if number_matches(fig, abs(a - b)) or number_matches(fig, a - b):
+            return "difference"
+    elif b:
+        if fig.kind == MULTIPLE and number_matches(fig, a / b):
+            return "ratio"
+        if fig.kind == PERCENT:
+            if number_matches(fig, a / b):
+                return "ratio"
+            change = (a - b) / b
+            if number_matches(fig, change) or number_matches(fig, abs(change)):
+                return "percentage change"
+    return None
+
+
+# ------------------------------------------------------------------------ feedback
+
+def feedback(bad: Sequence[Check]) -> str:
+    """What interpret is told when its answer failed: exactly which figures and why."""
+    lines = [f"- {c.figure}: {c.support}" for c in bad]
+    return ("These figures or names in your previous answer do not match the result:\n"
+            + "\n".join(lines)
+            + "\nWrite the answer again using only values from the result table (or simple "
+              "arithmetic over them), each with the row it belongs to.")
