@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from states.context import TurnContext
+from states.ports import Warehouse
 from states.values import (
     DATE,
     MONEY,
@@ -82,7 +83,7 @@ def run(ctx: TurnContext) -> str:
     """Check the answer; 'ok' posts it, 'reject' sends it back (once) or replaces it."""
     assert ctx.result is not None and ctx.answer is not None
     ev = evidence_of(ctx)
-    named = named_in(ctx, ctx.answer)
+    named = named_in(ctx.deps.warehouse, ctx.answer)
     checks = check(ctx.answer, ev, named)
     bad = [c for c in checks if c.verdict == UNSUPPORTED]
     ctx.verify_rounds += 1
@@ -112,10 +113,10 @@ def evidence_of(ctx: TurnContext) -> Evidence:
 _FUND_LIKE = re.compile(r"\b(?:[A-Z][a-z]+ )?Fund (?:[IVX]+|\d+)\b")
 
 
-def named_in(ctx: TurnContext, text: str) -> list[tuple[str, list[str]]]:
+def named_in(warehouse: Warehouse, text: str) -> list[tuple[str, list[str]]]:
     """(words, the names they may mean) for each fund, company or person the text names:
     the warehouse's own dictionaries, plus anything written like a fund ("Fund VII")."""
-    entities, ambiguities = ctx.deps.warehouse.resolve(text)
+    entities, ambiguities = warehouse.resolve(text)
     out = [(e.mention, [e.value]) for e in entities]
     out += [(a.mention, [c.value for c in a.candidates]) for a in ambiguities]
     seen = {w.casefold() for w, _ in out} | {v.casefold() for _, vs in out for v in vs}
