@@ -34,6 +34,12 @@ from dateutil import parser as dateparser
 
 from schemas.dictionaries import strip_legal, tokenize
 
+
+@functools.lru_cache(maxsize=256)
+def _tokens(text: str) -> tuple[tuple[str, int, int], ...]:
+    """The dictionaries' words of a text, kept for the texts read again (answer, question)."""
+    return tuple(tokenize(text))
+
 # ----------------------------------------------------------------------- figures
 
 MONEY, NUMBER, PERCENT, MULTIPLE = "money", "number", "percent", "multiple"
@@ -57,13 +63,14 @@ class Figure:
     resolution: float = 1.0
     first: date | None = None
     last: date | None = None
+    counts: bool = False  # followed by what it counts ("2025 exits"): not a year
 
     @property
     def is_year(self) -> bool:
-        """A bare four-digit number that reads as a year (1900-2100)."""
+        """A bare four-digit number that reads as a year (1900-2100), not as a count."""
         return (self.kind == NUMBER and self.resolution == 1.0 and self.value is not None
                 and self.value.is_integer() and 1900 <= self.value <= 2100
-                and re.fullmatch(r"\d{4}", self.text) is not None)
+                and not self.counts and re.fullmatch(r"\d{4}", self.text) is not None)
 
 
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -138,7 +145,21 @@ def _number_figure(m: re.Match, text: str) -> Figure | None:
         kind = MONEY  # "1.2 mln", "850K": scaled amounts are money in this domain
     else:
         kind = NUMBER
-    return Figure(m.group().strip(), m.start(), m.end(), kind, value, resolution)
+    nxt = _NEXT_WORD.match(text, m.end())
+    counts = bool(nxt and nxt[1].islower() and nxt[1] not in _AFTER_A_YEAR)
+    return Figure(m.group().strip(), m.start(), m.end(), kind, value, resolution,
+                  counts=counts)
+
+
+_NEXT_WORD = re.compile(r" ([^\W\d_]+)")
+# Words that may follow a year ("in 2025 we", "2024 was"); any other lower-case word after a
+# number says what it counts ("2025 exits", "2026 each").
+_AFTER_A_YEAR = frozenset("""
+we our us i you it its they their there the a an this that these those and or but so then
+was were is are has have had be been will would did do does for from of in on at by to
+through until till vs versus compared when while with as after before since alone only
+onwards onward ytd q1 q2 q3 q4 h1 h2 vintage figures numbers values data
+""".split())
 
 
 def figures(text: str, skip: Sequence[tuple[int, int]] = ()) -> list[Figure]:
@@ -282,7 +303,7 @@ class Mention:
     end: int
 
 
-def _capitalised_neighbour(text: str, tokens: list[tuple[str, int, int]], i: int,
+def _capitalised_neighbour(text: str, tokens: Sequence[tuple[str, int, int]], i: int,
                            j: int) -> bool:
     """Whether tokens[i:j] is glued by a single space to a capitalised word."""
     for k, gap in ((i - 1, (tokens[i - 1][2], tokens[i][1]) if i > 0 else None),
@@ -297,11 +318,12 @@ def _capitalised_neighbour(text: str, tokens: list[tuple[str, int, int]], i: int
     return False
 
 
-def find_names(text: str, names: Iterable[str], tokens: list | None = None) -> list[Mention]:
+def find_names(text: str, names: Iterable[str], tokens: Sequence | None = None
+               ) -> list[Mention]:
     """Where each known name is mentioned: whole words, case- and accent-insensitive, with
     or without its legal suffix, plural allowed; longer names first, each word used once;
     a mention glued to another capitalised word is part of a longer name and not counted."""
-    tokens = tokenize(text) if tokens is None else tokens
+    tokens = _tokens(text) if tokens is None else tokens
     words = [w for w, _, _ in tokens]
     candidates = []
     for name in {n for n in names if n and n.strip()}:
@@ -320,7 +342,10 @@ def find_names(text: str, names: Iterable[str], tokens: list | None = None) -> l
             used[k] = True
         if _capitalised_neighbour(text, tokens, i, i + n):
             continue
-        out.append(Mention(name, tokens[i][1], tokens[i + n - 1][2]))
+        end = tokens[i + n - 1][2]
+        if name.endswith(".") and text[end:end + 1] == "." and n == len(tokenize(name)):
+            end += 1  # "Databricks, Inc." keeps its dot: it ends no sentence
+        out.append(Mention(name, tokens[i][1], end))
     return sorted(out, key=lambda m: m.start)
 
 
@@ -330,6 +355,7 @@ def find_names(text: str, names: Iterable[str], tokens: list | None = None) -> l
 # clauses, bullets and line breaks. A figure belongs with the names in its own clause.
 _BREAK = re.compile(r"[.!?](?=\s|$)|;|,(?=\s)|\n|\s(?:and|while|whereas|but|vs\.?|versus)\s"
                     r"|\s[-–—•]\s")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
 
 @dataclass
@@ -340,6 +366,7 @@ class Reading:
     figures: list[Figure]
     names: list[Mention]
     breaks: list[int] = field(default_factory=list)  # clause boundaries, sorted
+    sentence_ends: list[int] = field(default_factory=list)
 
     def clause(self, pos: int) -> int:
         """The index of the clause holding character `pos`."""
@@ -350,18 +377,33 @@ class Reading:
         c = self.clause(fig.start)
         return {m.name for m in self.names if self.clause(m.start) == c}
 
+    def names_in_sentence(self, fig: Figure) -> set[str]:
+        """The known names mentioned in the figure's sentence."""
+        s = bisect.bisect_right(self.sentence_ends, fig.start)
+        return {m.name for m in self.names
+                if bisect.bisect_right(self.sentence_ends, m.start) == s}
+
+    def after_name(self, fig: Figure) -> str | None:
+        """The name written right before the figure ("Fintech 12", "Fund I: 3"), if any."""
+        for m in self.names:
+            if m.end <= fig.start and re.fullmatch(r"\s*[:(,]?\s*", self.text[m.end:fig.start]):
+                return m.name
+        return None
+
 
 def read(text: str, names: Iterable[str] = ()) -> Reading:
     """Figures, mentions of the known `names`, and clause boundaries of `text`."""
     text = text or ""
-    tokens = tokenize(text)
+    tokens = _tokens(text)
     mentions = find_names(text, names, tokens)
     spans = [(m.start, m.end) for m in mentions]
     figs = figures(text, spans)
     blocked = spans + [(f.start, f.end) for f in figs]  # "Inc." or "3.5" is no sentence end
-    breaks = [m.start() for m in _BREAK.finditer(text)
-              if not any(s <= m.start() < e for s, e in blocked)]
-    return Reading(text, figs, mentions, breaks)
+    def free(pattern: re.Pattern) -> list[int]:
+        return [m.start() for m in pattern.finditer(text)
+                if not any(s <= m.start() < e for s, e in blocked)]
+
+    return Reading(text, figs, mentions, free(_BREAK), free(_SENTENCE_END))
 
 
 # ------------------------------------------------------------------------- recall

@@ -13,8 +13,8 @@ goes back to interpret once with what failed; then `replace` posts the rows them
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from states.values import (
     Reading,
     as_date,
     figure_matches,
-    is_name,
+    find_names,
     name_forms,
     number,
     number_matches,
@@ -70,11 +70,37 @@ class Evidence:
     facts: Sequence[str] = ()  # resolved names and answers to clarifications
     thread: Sequence[str] = ()  # earlier questions and answers of the thread
     _q: Reading | None = field(default=None, repr=False)
+    _rows: list[set[str]] | None = field(default=None, repr=False)
+    _nums: list[list[float | None]] | None = field(default=None, repr=False)
+    _cells: dict[tuple[str, ...], str] | None = field(default=None, repr=False)
 
     def question_reading(self) -> Reading:
         if self._q is None:
             self._q = read(self.question)
         return self._q
+
+    def numbers(self) -> list[list[float | None]]:
+        """Each cell as a number when it is one (or text that reads as one), else None."""
+        if self._nums is None:
+            self._nums = [[_as_number(c) for c in r] for r in self.rows]
+        return self._nums
+
+    def row_names(self) -> list[set[str]]:
+        """Each row's text cells that name it (computed once)."""
+        if self._rows is None:
+            self._rows = [row_labels(r) for r in self.rows]
+        return self._rows
+
+    def cell_of_name(self, name: str) -> str | None:
+        """Where a name is a text cell of the result, as "cell <column> (row <n>)"."""
+        if self._cells is None:
+            self._cells = {}
+            for i, r in enumerate(self.rows):
+                for j, cell in enumerate(r):
+                    if isinstance(cell, str):
+                        for form in name_forms(cell):
+                            self._cells.setdefault(form, f"cell {self.columns[j]} (row {i + 1})")
+        return next((self._cells[f] for f in name_forms(name) if f in self._cells), None)
 
 
 # ------------------------------------------------------------------------ the step
@@ -83,12 +109,12 @@ def run(ctx: TurnContext) -> str:
     """Check the answer; 'ok' posts it, 'reject' sends it back (once) or replaces it."""
     assert ctx.result is not None and ctx.answer is not None
     ev = evidence_of(ctx)
-    named = named_in(ctx.deps.warehouse, ctx.answer)
+    named = named_in(ctx.deps.warehouse, ctx.answer, set().union(*ev.row_names()))
     checks = check(ctx.answer, ev, named)
     bad = [c for c in checks if c.verdict == UNSUPPORTED]
     ctx.verify_rounds += 1
     ctx.trace.verify.append({"round": ctx.verify_rounds, "answer": ctx.answer,
-                             "checks": [asdict(c) for c in checks],
+                             "checks": [vars(c).copy() for c in checks],
                              "verdict": "rejected" if bad else "verified"})
     if not bad:
         ctx.verification = "verified" if ctx.verify_rounds == 1 else "revised"
@@ -113,9 +139,13 @@ def evidence_of(ctx: TurnContext) -> Evidence:
 _FUND_LIKE = re.compile(r"\b(?:[A-Z][a-z]+ )?Fund (?:[IVX]+|\d+)\b")
 
 
-def named_in(warehouse: Warehouse, text: str) -> list[tuple[str, list[str]]]:
+def named_in(warehouse: Warehouse, text: str, known: Iterable[str] = ()
+             ) -> list[tuple[str, list[str]]]:
     """(words, the names they may mean) for each fund, company or person the text names:
-    the warehouse's own dictionaries, plus anything written like a fund ("Fund VII")."""
+    the warehouse's own dictionaries, plus anything written like a fund ("Fund VII").
+    Mentions of `known` names (the result's own) are supported already: they are left out."""
+    for m in reversed(find_names(text, known)):
+        text = text[:m.start] + " " * (m.end - m.start) + text[m.end:]
     entities, ambiguities = warehouse.resolve(text)
     out = [(e.mention, [e.value]) for e in entities]
     out += [(a.mention, [c.value for c in a.candidates]) for a in ambiguities]
@@ -138,11 +168,14 @@ _LEADING = {"the", "our", "in", "this", "that", "each", "every", "and", "by", "f
 def check(answer: str, ev: Evidence, named: Sequence[tuple[str, Sequence[str]]] = ()
           ) -> list[Check]:
     """Every figure and name of `answer` with its verdict and support."""
-    labels = sorted({str(c) for r in ev.rows for c in r if is_name(c)}
-                    | {v for _, vs in named for v in vs}
-                    | {w for w, _ in named})
+    labels = sorted(set().union(*ev.row_names(), *(vs for _, vs in named)))
     reading = read(answer, labels)
     out = [_check_name(words, values, ev) for words, values in named]
+    checked = {v for _, vs in named for v in vs}
+    for m in reading.names:  # the result's own names, found without the dictionaries
+        cell = None if m.name in checked else ev.cell_of_name(m.name)
+        if cell:
+            out.append(Check(answer[m.start:m.end], "name", SUPPORTED, cell))
     ctx = _Arith(ev)
     for fig in reading.figures:
         support = _figure_support(fig, reading, ev, ctx)
@@ -157,16 +190,25 @@ def _why_not(fig: Figure) -> str:
     return "no cell, count or simple arithmetic over the result gives it"
 
 
+def _as_number(cell: Any) -> float | None:
+    n = number(cell)
+    if n is None and isinstance(cell, str) and as_date(cell) is None:
+        try:
+            n = float(cell.replace(",", "").strip())
+        except ValueError:
+            return None
+    return n
+
+
 def _same_name(a: str, b: str) -> bool:
     return bool(set(name_forms(a)) & set(name_forms(b)))
 
 
 def _check_name(words: str, values: Sequence[str], ev: Evidence) -> Check:
     def where(v: str) -> str | None:
-        for i, r in enumerate(ev.rows):
-            for j, cell in enumerate(r):
-                if isinstance(cell, str) and _same_name(v, cell):
-                    return f"cell {ev.columns[j]} (row {i + 1})"
+        cell = ev.cell_of_name(v)
+        if cell:
+            return cell
         if states(v, ev.question):
             return "question"
         for lit in _sql_strings(ev.sql):
@@ -187,11 +229,27 @@ def _check_name(words: str, values: Sequence[str], ev: Evidence) -> Check:
 
 
 _SQL_STRING = re.compile(r"'((?:[^']|'')*)'")
+_SQL_DATE = re.compile(r"(<=|<|>=|>|=)?\s*(?:DATE\s*|TIMESTAMP\s*)?'(\d{4}-\d{2}-\d{2})[^']*'",
+                       re.IGNORECASE)
+_LAST_YEAR = re.compile(r"\b(?:last|previous|prior)\s+year|\ba\s+year\s+ago\b", re.I)
+_LAST_QUARTER = re.compile(r"\b(?:last|previous|prior)\s+quarter", re.I)
 _SQL_YEAR = re.compile(r"(?<![\w.'])(19\d\d|20\d\d|2100)(?![\w.'])")
 
 
 def _sql_strings(sql: str) -> list[str]:
     return [m[1].replace("''", "'") for m in _SQL_STRING.finditer(sql or "")]
+
+
+def _sql_dates(sql: str) -> list[date]:
+    """Dates the SQL filters on; "< '2025-01-01'" means up to 2024-12-31."""
+    out = []
+    for m in _SQL_DATE.finditer(sql or ""):
+        try:
+            d = date.fromisoformat(m[2])
+        except ValueError:
+            continue
+        out.append(d - timedelta(days=1) if m[1] == "<" else d)
+    return out
 
 
 def _reference_dates(ev: Evidence) -> list[tuple[date, str]]:
@@ -216,24 +274,26 @@ def _date_support(fig: Figure, ev: Evidence) -> str | None:
             if as_date(cell) and figure_matches(fig, cell):
                 return f"cell {ev.columns[j]} (row {i + 1})"
     years = fig.is_year
+    year = int(fig.value or 0) if years else 0
+    last_year = _LAST_YEAR.search(ev.question) is not None
+    last_quarter = _LAST_QUARTER.search(ev.question) is not None
     for d, name in _reference_dates(ev):
-        if years and int(fig.value or 0) in (d.year, d.year - 1):
-            return name if int(fig.value or 0) == d.year else f"the year before the {name}"
+        if years and year == d.year:
+            return name
+        if years and last_year and year == d.year - 1:
+            return f"the year before the {name}"
         if fig.first is not None and fig.first <= d <= fig.last:
             return name
-        if fig.kind == QUARTER:  # "last quarter": the one before the reference date's
+        if fig.kind == QUARTER and last_quarter:  # the quarter before the reference date's
             prev = _quarter(_quarter(d)[0] - timedelta(days=1))
             if (fig.first, fig.last) == prev:
                 return f"the quarter before the {name}"
     for q in ev.question_reading().figures:
         if _same_date(fig, q):
             return "question"
-    for lit in _sql_strings(ev.sql):
-        d = as_date(lit)
-        if d and figure_matches(fig, d):
+    for d in _sql_dates(ev.sql):
+        if figure_matches(fig, d):
             return "sql"
-        if d and fig.first is not None and d == fig.last + timedelta(days=1):
-            return "sql"  # "before 2025-01-01" reads as "end of 2024"
     if years and int(fig.value or 0) in {int(y) for y in _SQL_YEAR.findall(ev.sql or "")}:
         return "sql"
     return None
@@ -252,34 +312,32 @@ def _same_date(fig: Figure, q: Figure) -> bool:
 def _figure_support(fig: Figure, reading: Reading, ev: Evidence, arith: _Arith) -> str | None:
     if fig.kind in (DATE, MONTH, QUARTER):
         return _date_support(fig, ev)
-    rows = _rows_named_near(fig, reading, ev)
+    direct = reading.after_name(fig)  # "Fintech 12", "(Fund I, $3.0M)": that row's figure
+    direct = direct if direct in arith.labels else None
+    clause = _rows_named(reading.names_near(fig) | ({direct} if direct else set()), ev)
+    rows = clause or list(range(len(ev.rows)))
+    column = arith.column_next_to(fig, reading.text)  # "invested $5M", "$9M committed"
+    numbers = ev.numbers()
     for i in rows:
-        for j, cell in enumerate(ev.rows[i]):
-            if as_date(cell) is None and figure_matches(fig, cell):
+        for j, v in enumerate(numbers[i]):
+            if v is not None and (column is None or j == column) and number_matches(fig, v):
                 return f"cell {ev.columns[j]} (row {i + 1})"
-    if fig.is_year:
+    if fig.is_year and not direct:  # "IPO 2025" is a count, not a year
         found = _date_support(fig, ev)
         if found:
             return found
-    if (fig.kind == NUMBER and not ev.truncated and fig.value is not None
+    if (fig.kind == NUMBER and not ev.truncated and fig.value is not None and not direct
             and number_matches(fig, float(len(ev.rows)))):
         return "row count"
     for q in ev.question_reading().figures:
         if q.value is not None and fig.value is not None and number_matches(fig, q.value):
             return "question"
-    return arith.support(fig, rows)
+    return arith.support(fig, rows, clause, _rows_named(reading.names_in_sentence(fig), ev),
+                         direct is not None)
 
 
-def _rows_named_near(fig: Figure, reading: Reading, ev: Evidence) -> list[int]:
-    """The rows a figure may come from: those named in its clause, else all of them."""
-    if len(ev.rows) < 2:
-        return list(range(len(ev.rows)))
-    near = reading.names_near(fig)
-    if near:
-        named = [i for i, r in enumerate(ev.rows) if row_labels(r) & near]
-        if named:
-            return named
-    return list(range(len(ev.rows)))
+def _rows_named(names: set[str], ev: Evidence) -> list[int]:
+    return [i for i, r in enumerate(ev.row_names()) if r & names] if names else []
 
 
 class _Arith:
@@ -288,6 +346,25 @@ class _Arith:
     def __init__(self, ev: Evidence) -> None:
         self.ev = ev
         self._cols: list[tuple[int, list[tuple[int, float]]]] | None = None
+        self.labels = set().union(*ev.row_names())
+        self._words: dict[str, set[int]] | None = None
+
+    def column_next_to(self, fig: Figure, text: str) -> int | None:
+        """The numeric column a word right next to the figure names, if exactly one."""
+        if self._words is None:
+            self._words = {}
+            for j, _ in self.columns():
+                for w in self.ev.columns[j].lower().split("_"):
+                    if len(w) >= 4 and w not in _GENERIC:
+                        self._words.setdefault(w[:6], set()).add(j)
+        if not self._words:
+            return None
+        found: set[int] = set()
+        before = _WORD_BEFORE.search(text, max(0, fig.start - 40), fig.start)
+        for m in (before, _WORD_AFTER.match(text, fig.end)):
+            if m:
+                found |= self._words.get(m[1].lower()[:6], set())
+        return found.pop() if len(found) == 1 else None
 
     def columns(self) -> list[tuple[int, list[tuple[int, float]]]]:
         """Numeric columns (not keys): (index, [(row, value)]) over the shown rows."""
@@ -305,13 +382,19 @@ class _Arith:
             self._cols = cols
         return self._cols
 
-    def support(self, fig: Figure, rows: list[int]) -> str | None:
+    def support(self, fig: Figure, rows: list[int], clause: list[int], sentence: list[int],
+                direct: bool) -> str | None:
+        """Arithmetic that gives the figure. A row's share of a total needs the row named in
+        the figure's clause; two rows need one named there and the other in the sentence,
+        and a figure written right after a row's name ("Fintech 12") is that row's alone."""
         if fig.value is None:
             return None
         ev, cols = self.ev, self.columns()
         want = set(rows)
+        free = not self.labels or len(ev.rows) < 2
+        in_clause, in_sentence = set(clause), set(sentence)
         name = ev.columns
-        if fig.kind in (MONEY, NUMBER) and not ev.truncated:
+        if fig.kind in (MONEY, NUMBER) and not ev.truncated and not direct:
             for j, vals in cols:
                 if len(vals) > 1:
                     total = sum(v for _, v in vals)
@@ -325,11 +408,15 @@ class _Arith:
         for a_i, a_j, a in cells:
             if a_i not in want:
                 continue
-            if fig.kind == PERCENT and not ev.truncated and totals[a_j] and counts[a_j] > 1:
+            if (fig.kind == PERCENT and not ev.truncated and totals[a_j] and counts[a_j] > 1
+                    and (free or a_i in in_clause)):
                 if number_matches(fig, a / totals[a_j]):
                     return f"share of {name[a_j]} total (row {a_i + 1})"
             for b_i, b_j, b in cells:
                 if (b_i, b_j) == (a_i, a_j) or (b_i != a_i and b_j != a_j):
+                    continue
+                if b_i != a_i and not free and (direct or a_i not in in_clause
+                                                or b_i not in in_sentence):
                     continue
                 what = _combine(fig, a, b)
                 if what:
@@ -337,6 +424,12 @@ class _Arith:
                              else f"rows {a_i + 1} and {b_i + 1}")
                     return f"{what} of {name[a_j]} and {name[b_j]} ({where})"
         return None
+
+
+_GENERIC = frozenset("usd value values amount total count number avg average year date".split())
+_LINK = r"(?:(?:of|at|is|was|were|are|to|by|its|their|our)\s+)?"
+_WORD_BEFORE = re.compile(rf"([A-Za-z]+)\s+{_LINK}$")
+_WORD_AFTER = re.compile(rf"\s+{_LINK}([A-Za-z]+)")
 
 
 def _combine(fig: Figure, a: float, b: float) -> str | None:

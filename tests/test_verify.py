@@ -26,8 +26,8 @@ SQL = ("SELECT f.fund_name, SUM(i.amount_usd) AS invested FROM investments i "
        "GROUP BY f.fund_name ORDER BY f.fund_name")
 # the data: Fund I 270,012,000; Fund II 404,993,000; Fund III 630,001,000 (1,305,006,000)
 RIGHT = "Fund I has invested $270.0M, Fund II $405.0M and Fund III $630.0M."
-DERIVED = ("Fund III invested $630.0M, $360.0M more than Fund I; that is 48% of the $1.31B "
-           "the three funds invested.")
+DERIVED = ("Fund III invested $630.0M, $360.0M more than Fund I; Fund III's share of the $1.31B "
+           "the three funds invested is 48%.")
 SWAPPED = "Fund I has invested $405.0M, Fund II $270.0M and Fund III $630.0M."
 DIGIT = "Fund I has invested $270.0M, Fund II $405.0M and Fund III $636.0M."
 INVENTED = "Fund III invested $630.0M, 62% of what the three funds invested."
