@@ -42,6 +42,10 @@ from states.values import (
 )
 
 REINTERPRET_ROUNDS = 1  # at most one more LLM call per turn when an answer fails
+# The small mark Slack and the terminal show for TurnResult.verification.
+MARKS = {"verified": "✓ figures checked against the data",
+         "revised": "✓ figures checked against the data (second draft)",
+         "replaced": "summary withheld: its figures did not match the data"}
 MAX_OPERAND_ROWS = 50  # arithmetic looks at the rows the model was shown, at most this many
 SUPPORTED, UNSUPPORTED = "supported", "unsupported"
 
