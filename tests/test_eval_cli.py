@@ -90,6 +90,10 @@ def test_a_real_endpoint_is_scored_and_gated_by_thresholds(runs):
     by_id = {c["id"]: c for c in report["cases"]}
     assert by_id["agg-total-invested"]["passed"]
     assert by_id["agg-total-invested"]["turns"][0]["verification"] == "replaced"
+    # both answers were rejected and withheld; the one whose SQL was right posted right values
+    assert s["verify_rejected"] == 1.0 and s["verify_replaced"] == 1.0
+    assert s["verify_replacement_right"] == 0.5
+    assert "Verify: first drafts rejected" in (out / "report.md").read_text()
     assert WRONG_ANSWER not in by_id["agg-total-invested"]["turns"][0]["answer"]
     assert not by_id["agg-company-count"]["passed"]
     assert by_id["agg-company-count"]["turns"][0]["missing_tables"] == ["companies"]

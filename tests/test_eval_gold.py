@@ -238,3 +238,5 @@ def test_gold_answers_all_verify(gold_run):
     answered = [t for c in report["cases"] for t in c["turns"] if t["outcome"] == "answer"]
     assert len(answered) >= 100
     assert {t["verification"] for t in answered} == {"verified"}
+    s = report["summary"]
+    assert s["verify_rejected"] == 0.0 and s["verify_replacement_right"] is None
