@@ -64,6 +64,7 @@ class Figure:
     first: date | None = None
     last: date | None = None
     counts: bool = False  # followed by what it counts ("2025 exits"): not a year
+    hedge: str = ""  # "about" ("roughly $240M"), "over" ("more than $200M"), "under"
 
     @property
     def is_year(self) -> bool:
@@ -147,8 +148,19 @@ def _number_figure(m: re.Match, text: str) -> Figure | None:
         kind = NUMBER
     nxt = _NEXT_WORD.match(text, m.end())
     counts = bool(nxt and nxt[1].islower() and nxt[1] not in _AFTER_A_YEAR)
+    before = text[max(0, m.start() - 24):m.start()]
+    hedge = next((h for h, pattern in _HEDGES if pattern.search(before)), "")
     return Figure(m.group().strip(), m.start(), m.end(), kind, value, resolution,
-                  counts=counts)
+                  counts=counts, hedge=hedge)
+
+
+_HEDGES = [(h, re.compile(rf"(?:{words})\s*$", re.IGNORECASE)) for h, words in (
+    ("about", r"\babout|\baround|\broughly|\bapproximately|\bapprox\.?|\bnearly|\balmost"
+              r"|\bclose to|\bsome|~|≈"),
+    ("over", r"\bover|\bmore than|\babove|\bat least|\bexceeding|\bin excess of"),
+    ("under", r"\bunder|\bless than|\bbelow|\bat most"))]
+HEDGE_SLACK = 0.05  # "about $240M" may stand for anything within 5 %
+BOUND_SLACK = 0.25  # "over $200M" for up to $250M; beyond that it says too little
 
 
 _NEXT_WORD = re.compile(r" ([^\W\d_]+)")
@@ -231,6 +243,12 @@ def number_matches(fig: Figure, v: float) -> bool:
     for target in {v, _shown(v)}:
         for value, res in pairs:
             if abs(value - target) <= res / 2 * (1 + 1e-9) + 1e-12:
+                return True
+            if fig.hedge == "about" and abs(value - target) <= abs(value) * HEDGE_SLACK:
+                return True
+            if fig.hedge == "over" and value <= target <= value * (1 + BOUND_SLACK):
+                return True
+            if fig.hedge == "under" and value * (1 - BOUND_SLACK) <= target <= value:
                 return True
     return False
 

@@ -336,8 +336,22 @@ def _figure_support(fig: Figure, reading: Reading, ev: Evidence, arith: _Arith) 
     for q in ev.question_reading().figures:
         if q.value is not None and fig.value is not None and number_matches(fig, q.value):
             return "question"
+    if fig.kind == NUMBER and fig.value in _small_numbers(ev):
+        return "question or sql limit"  # "the 5 largest" for "the five largest", LIMIT 5
     return arith.support(fig, rows, clause, _rows_named(reading.names_in_sentence(fig), ev),
                          direct is not None)
+
+
+_NUMBER_WORDS = {w: float(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+_SQL_LIMIT = re.compile(r"\blimit\s+(\d+)", re.IGNORECASE)
+
+
+def _small_numbers(ev: Evidence) -> set[float]:
+    """Counts the question spells out ("five") and the SQL's LIMIT."""
+    words = {_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", ev.question.lower())
+             if w in _NUMBER_WORDS}
+    return words | {float(n) for n in _SQL_LIMIT.findall(ev.sql or "")}
 
 
 def _rows_named(names: set[str], ev: Evidence) -> list[int]:

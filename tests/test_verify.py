@@ -136,6 +136,7 @@ def bad(answer: str, **kw) -> list[str]:
     ("The three funds have invested $1.31B, $435.0M on average.", []),
     ("3 funds have invested.", []),  # the row count
     ("4 funds have invested.", ["4"]),
+    ("About $1.3B in all, more than $600M of it by Fund III.", []),
     ("As of 2026-09-30, in Q3 2026, this year (2026).", []),
     ("As of 2026-09-29.", ["2026-09-29"]),
     ("Fund III invested 2.33x what Fund I did.", []),  # a ratio of two values
@@ -163,6 +164,13 @@ def test_dates_years_and_names_from_question_sql_and_facts():
     assert {c.verdict for c in check("Adam led it.", e2, [("Adam", ["Adam Brooks",
                                                                      "Adam Levin"])])} \
         == {"supported"}
+
+
+def test_counts_the_question_spells_out_or_the_sql_limits():
+    e = ev(question="What are our five largest funds?", sql=SQL + " LIMIT 3")
+    assert [c.figure for c in check("The 5 largest, of which 3 are shown.", e)
+            if c.verdict == UNSUPPORTED] == []
+    assert [c.figure for c in check("The 6 largest.", e) if c.verdict == UNSUPPORTED] == ["6"]
 
 
 def test_the_withheld_answer_verifies_against_its_own_result():
