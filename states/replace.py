@@ -7,6 +7,7 @@ from typing import Any
 
 from states.context import TurnContext
 from states.prompts import fmt_value
+from states.verify import is_key
 
 MAX_ROWS = 10  # rows spelled out in the sentence; the table beneath shows the rest
 
@@ -21,8 +22,7 @@ def run(ctx: TurnContext) -> str:
 
 def key_columns(columns: Sequence[str]) -> list[int]:
     """The columns worth reading out: all but keys, unless keys are all there is."""
-    keep = [j for j, c in enumerate(columns) if not (c.lower() == "id"
-                                                     or c.lower().endswith("_id"))]
+    keep = [j for j, c in enumerate(columns) if not is_key(c)]
     return keep or list(range(len(columns)))
 
 

@@ -66,6 +66,27 @@ class Figure:
     counts: bool = False  # followed by what it counts ("2025 exits"): not a year
     hedge: str = ""  # "about" ("roughly $240M"), "over" ("more than $200M"), "under"
 
+    @functools.cached_property
+    def ranges(self) -> tuple[tuple[float, float], ...]:
+        """The values this number may stand for, as closed intervals (see number_matches)."""
+        if self.value is None:
+            return ()
+        pairs = [(self.value, self.resolution)]
+        if self.kind == PERCENT:
+            pairs.append((self.value / 100, self.resolution / 100))
+        out = []
+        for value, res in pairs:
+            half = res / 2 * (1 + 1e-9) + 1e-12
+            out.append((value - half, value + half))
+            size = abs(value)
+            if self.hedge == "about":
+                out.append((value - size * HEDGE_SLACK, value + size * HEDGE_SLACK))
+            elif self.hedge == "over":
+                out.append((value, value + size * BOUND_SLACK))
+            elif self.hedge == "under":
+                out.append((value - size * BOUND_SLACK, value))
+        return tuple(out)
+
     @property
     def is_year(self) -> bool:
         """A bare four-digit number that reads as a year (1900-2100), not as a count."""
@@ -174,13 +195,29 @@ onwards onward ytd q1 q2 q3 q4 h1 h2 vintage figures numbers values data
 """.split())
 
 
+class _Spans:
+    """Character spans already read, as a mask: O(1) to ask whether a span is free."""
+
+    def __init__(self, n: int, spans: Iterable[tuple[int, int]] = ()) -> None:
+        self.mask = bytearray(n + 1)
+        for s, e in spans:
+            self.add(s, e)
+
+    def add(self, s: int, e: int) -> None:
+        self.mask[s:e] = b"\x01" * (e - s)
+
+    def free(self, s: int, e: int) -> bool:
+        return not any(self.mask[s:e])
+
+    def __contains__(self, pos: int) -> bool:
+        return bool(self.mask[pos])
+
+
 def figures(text: str, skip: Sequence[tuple[int, int]] = ()) -> list[Figure]:
     """Every figure in `text`, in order, outside the `skip` spans (names already read)."""
-    taken = sorted(skip)
+    taken = _Spans(len(text), skip)
     out: list[Figure] = []
-
-    def free(a: int, b: int) -> bool:
-        return not any(a < e and s < b for s, e in taken)
+    free = taken.free
 
     for pattern, kind in _DATES:
         for m in pattern.finditer(text):
@@ -188,7 +225,7 @@ def figures(text: str, skip: Sequence[tuple[int, int]] = ()) -> list[Figure]:
                 fig = _date_figure(m, kind)
                 if fig:
                     out.append(fig)
-                    taken.append((m.start(), m.end()))
+                    taken.add(m.start(), m.end())
     for m in _NUMBER.finditer(text):
         if free(m.start(), m.end()):
             fig = _number_figure(m, text)
@@ -235,22 +272,9 @@ def number_matches(fig: Figure, v: float) -> bool:
     (3.6254 is shown as 3.625 and may be written "3.62x"). A percentage matches both the
     value as written (12.5) and as a fraction (0.125).
     """
-    if fig.value is None:
-        return False
-    pairs = [(fig.value, fig.resolution)]
-    if fig.kind == PERCENT:
-        pairs.append((fig.value / 100, fig.resolution / 100))
-    for target in {v, _shown(v)}:
-        for value, res in pairs:
-            if abs(value - target) <= res / 2 * (1 + 1e-9) + 1e-12:
-                return True
-            if fig.hedge == "about" and abs(value - target) <= abs(value) * HEDGE_SLACK:
-                return True
-            if fig.hedge == "over" and value <= target <= value * (1 + BOUND_SLACK):
-                return True
-            if fig.hedge == "under" and value * (1 - BOUND_SLACK) <= target <= value:
-                return True
-    return False
+    ranges = fig.ranges
+    shown = _shown(v)
+    return any(lo <= v <= hi or lo <= shown <= hi for lo, hi in ranges)
 
 
 def date_matches(fig: Figure, d: date) -> bool:
@@ -343,13 +367,15 @@ def find_names(text: str, names: Iterable[str], tokens: Sequence | None = None
     a mention glued to another capitalised word is part of a longer name and not counted."""
     tokens = _tokens(text) if tokens is None else tokens
     words = [w for w, _, _ in tokens]
+    at: dict[str, list[int]] = {}
+    for i, w in enumerate(words):
+        at.setdefault(w, []).append(i)
     candidates = []
     for name in {n for n in names if n and n.strip()}:
         for form in name_forms(name):
             n = len(form)
-            first = form[0]
-            for i, w in enumerate(words):
-                if w == first and tuple(words[i:i + n]) == form:
+            for i in at.get(form[0], ()):
+                if tuple(words[i:i + n]) == form:
                     candidates.append((n, i, name))
     used = [False] * len(words)
     out = []
@@ -373,6 +399,7 @@ def find_names(text: str, names: Iterable[str], tokens: Sequence | None = None
 # clauses, bullets and line breaks. A figure belongs with the names in its own clause.
 _BREAK = re.compile(r"[.!?](?=\s|$)|;|,(?=\s)|\n|\s(?:and|while|whereas|but|vs\.?|versus)\s"
                     r"|\s[-–—•]\s")
+_GLUE = re.compile(r"\s*[:(,]?\s*")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
 
@@ -385,6 +412,7 @@ class Reading:
     names: list[Mention]
     breaks: list[int] = field(default_factory=list)  # clause boundaries, sorted
     sentence_ends: list[int] = field(default_factory=list)
+    _by_clause: dict[int, set[str]] | None = field(default=None, repr=False)
 
     def clause(self, pos: int) -> int:
         """The index of the clause holding character `pos`."""
@@ -392,8 +420,11 @@ class Reading:
 
     def names_near(self, fig: Figure) -> set[str]:
         """The known names mentioned in the figure's clause."""
-        c = self.clause(fig.start)
-        return {m.name for m in self.names if self.clause(m.start) == c}
+        if self._by_clause is None:
+            self._by_clause = {}
+            for m in self.names:
+                self._by_clause.setdefault(self.clause(m.start), set()).add(m.name)
+        return self._by_clause.get(self.clause(fig.start), set())
 
     def names_in_sentence(self, fig: Figure) -> set[str]:
         """The known names mentioned in the figure's sentence."""
@@ -403,9 +434,9 @@ class Reading:
 
     def after_name(self, fig: Figure) -> str | None:
         """The name written right before the figure ("Fintech 12", "Fund I: 3"), if any."""
-        for m in self.names:
-            if m.end <= fig.start and re.fullmatch(r"\s*[:(,]?\s*", self.text[m.end:fig.start]):
-                return m.name
+        k = bisect.bisect_right([m.end for m in self.names], fig.start) - 1
+        if k >= 0 and _GLUE.fullmatch(self.text, self.names[k].end, fig.start):
+            return self.names[k].name
         return None
 
 
@@ -416,10 +447,10 @@ def read(text: str, names: Iterable[str] = ()) -> Reading:
     mentions = find_names(text, names, tokens)
     spans = [(m.start, m.end) for m in mentions]
     figs = figures(text, spans)
-    blocked = spans + [(f.start, f.end) for f in figs]  # "Inc." or "3.5" is no sentence end
+    blocked = _Spans(len(text), spans + [(f.start, f.end) for f in figs])  # "Inc.", "3.5"
+
     def free(pattern: re.Pattern) -> list[int]:
-        return [m.start() for m in pattern.finditer(text)
-                if not any(s <= m.start() < e for s, e in blocked)]
+        return [m.start() for m in pattern.finditer(text) if m.start() not in blocked]
 
     return Reading(text, figs, mentions, free(_BREAK), free(_SENTENCE_END))
 

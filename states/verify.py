@@ -46,7 +46,8 @@ REINTERPRET_ROUNDS = 1  # at most one more LLM call per turn when an answer fail
 MARKS = {"verified": "✓ figures checked against the data",
          "revised": "✓ figures checked against the data (second draft)",
          "replaced": "summary withheld: its figures did not match the data"}
-MAX_OPERAND_ROWS = 50  # arithmetic looks at the rows the model was shown, at most this many
+MAX_OPERAND_ROWS = 20  # differences and ratios are between values of the first rows
+MAX_DERIVED = 20  # figures per answer searched for arithmetic; an answer needing more fails
 SUPPORTED, UNSUPPORTED = "supported", "unsupported"
 
 
@@ -73,9 +74,11 @@ class Evidence:
     sql: str = ""
     facts: Sequence[str] = ()  # resolved names and answers to clarifications
     thread: Sequence[str] = ()  # earlier questions and answers of the thread
+    shown: int = 50  # rows the model was shown (Limits.llm_rows): cells beyond are unseen
     _q: Reading | None = field(default=None, repr=False)
     _rows: list[set[str]] | None = field(default=None, repr=False)
     _nums: list[list[float | None]] | None = field(default=None, repr=False)
+    _dates: list[tuple[int, int, date]] | None = field(default=None, repr=False)
     _cells: dict[tuple[str, ...], str] | None = field(default=None, repr=False)
 
     def question_reading(self) -> Reading:
@@ -84,22 +87,30 @@ class Evidence:
         return self._q
 
     def numbers(self) -> list[list[float | None]]:
-        """Each cell as a number when it is one (or text that reads as one), else None."""
+        """Each cell of the shown rows as a number when it is one (or text that reads as
+        one), else None."""
         if self._nums is None:
-            self._nums = [[_as_number(c) for c in r] for r in self.rows]
+            self._nums = [[_as_number(c) for c in r] for r in self.rows[:self.shown]]
         return self._nums
 
+    def dates(self) -> list[tuple[int, int, date]]:
+        """(row, column, date) of the date cells in the rows the model was shown."""
+        if self._dates is None:
+            self._dates = [(i, j, d) for i, r in enumerate(self.rows[:self.shown])
+                           for j, c in enumerate(r) if (d := as_date(c)) is not None]
+        return self._dates
+
     def row_names(self) -> list[set[str]]:
-        """Each row's text cells that name it (computed once)."""
+        """Each shown row's text cells that name it (computed once)."""
         if self._rows is None:
-            self._rows = [row_labels(r) for r in self.rows]
+            self._rows = [row_labels(r) for r in self.rows[:self.shown]]
         return self._rows
 
     def cell_of_name(self, name: str) -> str | None:
         """Where a name is a text cell of the result, as "cell <column> (row <n>)"."""
         if self._cells is None:
             self._cells = {}
-            for i, r in enumerate(self.rows):
+            for i, r in enumerate(self.rows[:self.shown]):
                 for j, cell in enumerate(r):
                     if isinstance(cell, str):
                         for form in name_forms(cell):
@@ -137,7 +148,8 @@ def evidence_of(ctx: TurnContext) -> Evidence:
     thread = [t for turn in ctx.conv.history for t in (turn.question, turn.answer or "")]
     return Evidence(question=ctx.question, columns=list(result.columns), rows=result.rows,
                     truncated=result.truncated, as_of=as_date(as_of) if as_of else None,
-                    today=ctx.today, sql=ctx.sql or "", facts=facts, thread=thread)
+                    today=ctx.today, sql=ctx.sql or "", facts=facts, thread=thread,
+                    shown=ctx.deps.limits.llm_rows)
 
 
 _FUND_LIKE = re.compile(r"\b(?:[A-Z][a-z]+ )?Fund (?:[IVX]+|\d+)\b")
@@ -273,10 +285,9 @@ def _quarter(d: date) -> tuple[date, date]:
 
 def _date_support(fig: Figure, ev: Evidence) -> str | None:
     """A date, month or quarter (or a year) that the data, the question or the SQL names."""
-    for i, r in enumerate(ev.rows):
-        for j, cell in enumerate(r):
-            if as_date(cell) and figure_matches(fig, cell):
-                return f"cell {ev.columns[j]} (row {i + 1})"
+    for i, j, d in ev.dates():
+        if figure_matches(fig, d):
+            return f"cell {ev.columns[j]} (row {i + 1})"
     years = fig.is_year
     year = int(fig.value or 0) if years else 0
     last_year = _LAST_YEAR.search(ev.question) is not None
@@ -319,7 +330,7 @@ def _figure_support(fig: Figure, reading: Reading, ev: Evidence, arith: _Arith) 
     direct = reading.after_name(fig)  # "Fintech 12", "(Fund I, $3.0M)": that row's figure
     direct = direct if direct in arith.labels else None
     clause = _rows_named(reading.names_near(fig) | ({direct} if direct else set()), ev)
-    rows = clause or list(range(len(ev.rows)))
+    rows = clause or list(range(min(len(ev.rows), ev.shown)))
     column = arith.column_next_to(fig, reading.text)  # "invested $5M", "$9M committed"
     numbers = ev.numbers()
     for i in rows:
@@ -364,6 +375,8 @@ class _Arith:
     def __init__(self, ev: Evidence) -> None:
         self.ev = ev
         self._cols: list[tuple[int, list[tuple[int, float]]]] | None = None
+        self._totals: dict[int, float] | None = None
+        self.searched = 0  # figures searched for arithmetic so far
         self.labels = set().union(*ev.row_names())
         self._words: dict[str, set[int]] | None = None
 
@@ -389,45 +402,51 @@ class _Arith:
         if self._cols is None:
             cols = []
             for j, name in enumerate(self.ev.columns):
-                low = name.lower()
-                if low == "id" or low.endswith("_id"):
+                if is_key(name):
                     continue
-                cells = [(i, number(r[j])) for i, r in
-                         enumerate(self.ev.rows[:MAX_OPERAND_ROWS])]
-                vals = [(i, v) for i, v in cells if v is not None]
+                nums = self.ev.numbers()[:MAX_OPERAND_ROWS]
+                vals = [(i, r[j]) for i, r in enumerate(nums) if r[j] is not None]
                 if vals:
                     cols.append((j, vals))
             self._cols = cols
         return self._cols
+
+    def totals(self) -> dict[int, float]:
+        """Column totals over every row, for numeric columns without gaps (not truncated)."""
+        if self._totals is None:
+            self._totals = {}
+            if not self.ev.truncated and len(self.ev.rows) > 1:
+                for j, name in enumerate(self.ev.columns):
+                    col = [number(r[j]) for r in self.ev.rows]
+                    if not is_key(name) and all(v is not None for v in col):
+                        self._totals[j] = sum(col)  # type: ignore[arg-type]
+        return self._totals
 
     def support(self, fig: Figure, rows: list[int], clause: list[int], sentence: list[int],
                 direct: bool) -> str | None:
         """Arithmetic that gives the figure. A row's share of a total needs the row named in
         the figure's clause; two rows need one named there and the other in the sentence,
         and a figure written right after a row's name ("Fintech 12") is that row's alone."""
-        if fig.value is None:
+        if fig.value is None or self.searched >= MAX_DERIVED:
             return None
+        self.searched += 1
         ev, cols = self.ev, self.columns()
         want = set(rows)
         free = not self.labels or len(ev.rows) < 2
         in_clause, in_sentence = set(clause), set(sentence)
         name = ev.columns
-        if fig.kind in (MONEY, NUMBER) and not ev.truncated and not direct:
-            for j, vals in cols:
-                if len(vals) > 1:
-                    total = sum(v for _, v in vals)
-                    if len(vals) == len(ev.rows) and number_matches(fig, total):
-                        return f"sum of {name[j]}"
-                    if len(vals) == len(ev.rows) and number_matches(fig, total / len(vals)):
-                        return f"average of {name[j]}"
+        totals = self.totals()
+        if fig.kind in (MONEY, NUMBER) and not direct:
+            for j, total in totals.items():
+                if number_matches(fig, total):
+                    return f"sum of {name[j]}"
+                if number_matches(fig, total / len(ev.rows)):
+                    return f"average of {name[j]}"
         cells = [(i, j, v) for j, vals in cols for i, v in vals]
-        totals = {j: sum(v for _, v in vals) for j, vals in cols}
-        counts = {j: len(vals) for j, vals in cols}
         for a_i, a_j, a in cells:
             if a_i not in want:
                 continue
-            if (fig.kind == PERCENT and not ev.truncated and totals[a_j] and counts[a_j] > 1
-                    and (free or a_i in in_clause)):
+            if (fig.kind == PERCENT and totals.get(a_j) and (free or a_i in in_clause)):
                 if number_matches(fig, a / totals[a_j]):
                     return f"share of {name[a_j]} total (row {a_i + 1})"
             for b_i, b_j, b in cells:
@@ -442,6 +461,12 @@ class _Arith:
                              else f"rows {a_i + 1} and {b_i + 1}")
                     return f"{what} of {name[a_j]} and {name[b_j]} ({where})"
         return None
+
+
+def is_key(column: str) -> bool:
+    """A key column (id, company_id): never a figure a reader is told."""
+    low = column.lower()
+    return low == "id" or low.endswith("_id")
 
 
 _GENERIC = frozenset("usd value values amount total count number avg average year date".split())
