@@ -79,6 +79,7 @@ class Evidence:
     _rows: list[set[str]] | None = field(default=None, repr=False)
     _nums: list[list[float | None]] | None = field(default=None, repr=False)
     _dates: list[tuple[int, int, date]] | None = field(default=None, repr=False)
+    _thread: list[Figure] | None = field(default=None, repr=False)
     _cells: dict[tuple[str, ...], str] | None = field(default=None, repr=False)
 
     def question_reading(self) -> Reading:
@@ -99,6 +100,12 @@ class Evidence:
             self._dates = [(i, j, d) for i, r in enumerate(self.rows[:self.shown])
                            for j, c in enumerate(r) if (d := as_date(c)) is not None]
         return self._dates
+
+    def thread_figures(self) -> list[Figure]:
+        """The figures of the thread's recent questions and answers (read once, if asked)."""
+        if self._thread is None:
+            self._thread = [f for t in self.thread for f in read(t).figures]
+        return self._thread
 
     def row_names(self) -> list[set[str]]:
         """Each shown row's text cells that name it (computed once)."""
@@ -145,7 +152,9 @@ def evidence_of(ctx: TurnContext) -> Evidence:
     facts = [e.value for e in ctx.entities] + [e.mention for e in ctx.entities] + ctx.facts
     if ctx.conv.pending:
         facts += ctx.conv.pending.facts
-    thread = [t for turn in ctx.conv.history for t in (turn.question, turn.answer or "")]
+    recent = [t for t in ctx.conv.history if t.state == "answered"]
+    recent = recent[-ctx.deps.limits.history_turns:] if ctx.deps.limits.history_turns else []
+    thread = [t for turn in recent for t in (turn.question, turn.answer or "")]
     return Evidence(question=ctx.question, columns=list(result.columns), rows=result.rows,
                     truncated=result.truncated, as_of=as_date(as_of) if as_of else None,
                     today=ctx.today, sql=ctx.sql or "", facts=facts, thread=thread,
@@ -349,8 +358,13 @@ def _figure_support(fig: Figure, reading: Reading, ev: Evidence, arith: _Arith) 
             return "question"
     if fig.kind == NUMBER and fig.value in _small_numbers(ev):
         return "question or sql limit"  # "the 5 largest" for "the five largest", LIMIT 5
-    return arith.support(fig, rows, clause, _rows_named(reading.names_in_sentence(fig), ev),
-                         direct is not None)
+    found = arith.support(fig, rows, clause, _rows_named(reading.names_in_sentence(fig), ev),
+                          direct is not None)
+    if found is None and not direct and any(  # a figure an earlier answer of the thread gave
+            f.value is not None and number_matches(fig, f.value) and f.kind == fig.kind
+            for f in ev.thread_figures()):
+        return "thread"
+    return found
 
 
 _NUMBER_WORDS = {w: float(i) for i, w in enumerate(
