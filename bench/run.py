@@ -7,10 +7,10 @@
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
 at 11M valuation rows), slack (Slack under load), eval (eval throughput), mcp (an `ask` over
 MCP vs the same turn in-process), exits (200 starts of `fundbot sql --json`, all must exit 0),
-wide (own time per turn at 6 vs 60 tables). Each
-result is kept in bench/.cache/results.json, so `--only` refreshes one section of the
-document and keeps the others. Exit status 1 when any target was missed (the figures are
-written regardless).
+wide (own time per turn at 6 vs 60 tables), verify (answer verification: false rejections,
+catches, step time). Each result is kept in bench/.cache/results.json, so `--only` refreshes
+one section of the document and keeps the others. Exit status 1 when any target was missed
+(the figures are written regardless).
 """
 
 from __future__ import annotations
@@ -83,6 +83,12 @@ def _wide(quick: bool) -> dict[str, Any]:
     return wide.run(turns=100 if quick else 400)
 
 
+def _verify(quick: bool) -> dict[str, Any]:
+    from bench import verify
+
+    return verify.run(repeat=1 if quick else 3)
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": _overhead,
     "economy": _economy,
@@ -92,6 +98,7 @@ RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "mcp": _mcp,
     "exits": _exits,
     "wide": _wide,
+    "verify": _verify,
 }
 ORDER = tuple(RUNNERS)
 
@@ -274,6 +281,30 @@ def _render_wide(r: dict[str, Any]) -> list[str]:
     return out
 
 
+
+
+def _render_verify(r: dict[str, Any]) -> list[str]:
+    raw, best = r["verify_step_ms"], r["verify_step_ms_best_of_runs"]
+    out = [(f"- Gold answers: **{r['false_rejections']} false rejections** in "
+            f"{r['gold_answer_turns']} answered turns ({r['gold_runs']} runs of every bundled "
+            "case through `run_turn` with the gold model)."),
+           (f"- Mutated reference answers: **{r['caught']} of {r['mutants']} caught "
+            f"({r['catch_rate']:.1%})** (seed {r['seed']})."), "",
+           _row("mutation", "caught", "missed"), _row("---", "--:", "--:")]
+    for kind, d in r["by_kind"].items():
+        out.append(_row(kind, d.get("caught", 0), d.get("missed", 0)))
+    out += ["", _row("verify step, own ms", "n", "p50", "p95", "p99", "max"),
+            _row("---", "--:", "--:", "--:", "--:", "--:"),
+            _row("each turn, every run (raw)", raw["n"], raw["p50"], raw["p95"], raw["p99"],
+                 raw["max"]),
+            _row("each turn's fastest run", best["n"], best["p50"], best["p95"], best["p99"],
+                 best["max"])]
+    if r["missed"]:
+        out += ["", "Missed: " + "; ".join(f"{m['case']} ({m['kind']}): “{m['mutant']}”"
+                                           for m in r["missed"][:5])]
+    return out
+
+
 RENDER = {
     "overhead": _render_overhead,
     "economy": _render_economy,
@@ -283,6 +314,7 @@ RENDER = {
     "mcp": _render_mcp,
     "exits": _render_exits,
     "wide": _render_wide,
+    "verify": _render_verify,
 }
 
 
@@ -327,6 +359,15 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                          f"{x['mentions']} once, {x['total_s']} s total"),
                          _ok(met.get(f"workers_{x['workers']}"))))
         return rows
+    if name == "verify":
+        return [("verify: 0 false rejections on gold answers", str(r["false_rejections"]),
+                 _ok(met.get("false_rejections"))),
+                ("verify: ≥ 99 % of ≥ 200 mutated answers caught",
+                 f"{r['caught']}/{r['mutants']} ({r['catch_rate']:.1%})",
+                 _ok(met.get("catch_rate"))),
+                ("verify step p95 ≤ 2 ms",
+                 (f"{r['verify_step_ms_best_of_runs']['p95']} ms (fastest run per turn; "
+                  f"raw {r['verify_step_ms']['p95']} ms)"), _ok(met.get("p95_ms")))]
     if name == "eval":
         at = {x["concurrency"]: x for x in r["runs"]}
         if 1 in at and 8 in at:

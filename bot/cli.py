@@ -15,6 +15,7 @@ from typing import Any
 from bot.config import ConfigError, UnavailableError, load_config
 from states.ports import QueryError, TurnResult
 from states.prompts import jsonable
+from states.verify import MARKS
 
 SLACK_HINT = ("Slack is not connected: put SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode) or "
               "SLACK_SIGNING_SECRET (HTTP) in .env to answer in Slack; see README "
@@ -93,6 +94,7 @@ def result_json(r: TurnResult) -> dict[str, Any]:
         "clarification": r.clarification, "options": r.options, "trace_id": r.trace_id,
         "llm_calls": r.llm_calls, "timings_ms": r.timings_ms, "error_kind": r.error_kind,
         "refused": r.refused, "truncated": r.truncated, "as_of": r.as_of,
+        "verification": r.verification,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
     }
 
@@ -119,6 +121,8 @@ def result_blocks(r: TurnResult) -> list[str]:
         facts += [f"data as of {r.as_of or 'unknown'}",
                   f"{n} row{'' if n == 1 else 's'}{' (truncated)' if r.truncated else ''}",
                   f"{r.timings_ms.get('total', 0) / 1000:.1f}s"]
+        if r.verification in MARKS:
+            facts.append(MARKS[r.verification])
     blocks.append(f"\n({'; '.join([*facts, _trace(r)])})")
     return blocks
 

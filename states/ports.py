@@ -229,6 +229,9 @@ class Trace:
     final_state: str = ""
     answer: str = ""
     error: str = ""
+    # verify: per answer checked, {"round", "answer", "checks": [{figure, kind, verdict,
+    # support}], "verdict"}
+    verify: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -299,3 +302,6 @@ class TurnResult:
     # that is not acceptable (pasted SQL that is not one read-only query, empty, too long)
     refused: bool = False
     as_of: str = ""
+    # verified: every figure checked against the data; revised: so, on the second try;
+    # replaced: the summary was withheld and the result's values posted; "": not checked
+    verification: str = ""
