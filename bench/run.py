@@ -7,10 +7,12 @@
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
 at 11M valuation rows), slack (Slack under load), eval (eval throughput), mcp (an `ask` over
 MCP vs the same turn in-process), exits (200 starts of `fundbot sql --json`, all must exit 0),
-wide (own time per turn at 6 vs 60 tables), verified (verified-query retrieval, wrong
-matches, LLM calls). Each result is kept in bench/.cache/results.json, so `--only` refreshes
-one section of the document and keeps the others. Exit status 1 when any target was missed
-(the figures are written regardless).
+wide (own time per turn at 6 vs 60 tables), verify (answer verification: false rejections,
+catches, step time), charts (a chart's cost per turn), verified (verified-query retrieval,
+wrong matches, LLM calls). Each result is kept in
+bench/.cache/results.json, so `--only` refreshes one section of the document and keeps the
+others (and their summary rows). Exit status 1 when any target was missed (the figures are
+written regardless).
 """
 
 from __future__ import annotations
@@ -83,6 +85,18 @@ def _wide(quick: bool) -> dict[str, Any]:
     return wide.run(turns=100 if quick else 400)
 
 
+def _charts(quick: bool) -> dict[str, Any]:
+    from bench import charts
+
+    return charts.run(repeat=2 if quick else 5)
+
+
+def _verify(quick: bool) -> dict[str, Any]:
+    from bench import verify
+
+    return verify.run(repeat=1 if quick else 3)
+
+
 def _verified(quick: bool) -> dict[str, Any]:
     from bench import verified
 
@@ -98,6 +112,8 @@ RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "mcp": _mcp,
     "exits": _exits,
     "wide": _wide,
+    "verify": _verify,
+    "charts": _charts,
     "verified": _verified,
 }
 ORDER = tuple(RUNNERS)
@@ -281,6 +297,46 @@ def _render_wide(r: dict[str, Any]) -> list[str]:
     return out
 
 
+
+
+def _render_verify(r: dict[str, Any]) -> list[str]:
+    raw, best = r["verify_step_ms"], r["verify_step_ms_best_of_runs"]
+    out = [(f"- Gold answers: **{r['false_rejections']} false rejections** in "
+            f"{r['gold_answer_turns']} answered turns ({r['gold_runs']} runs of every bundled "
+            "case through `run_turn` with the gold model)."),
+           (f"- Mutated reference answers: **{r['caught']} of {r['mutants']} caught "
+            f"({r['catch_rate']:.1%})** (seed {r['seed']})."), "",
+           _row("mutation", "caught", "missed"), _row("---", "--:", "--:")]
+    for kind, d in r["by_kind"].items():
+        out.append(_row(kind, d.get("caught", 0), d.get("missed", 0)))
+    out += ["", _row("verify step, own ms", "n", "p50", "p95", "p99", "max"),
+            _row("---", "--:", "--:", "--:", "--:", "--:"),
+            _row("each turn, every run (raw)", raw["n"], raw["p50"], raw["p95"], raw["p99"],
+                 raw["max"]),
+            _row("each turn's fastest run", best["n"], best["p50"], best["p95"], best["p99"],
+                 best["max"])]
+    if r["missed"]:
+        out += ["", "Missed: " + "; ".join(f"{m['case']} ({m['kind']}): “{m['mutant']}”"
+                                           for m in r["missed"][:5])]
+    return out
+
+
+def _render_charts(r: dict[str, Any]) -> list[str]:
+    out = [_row("turn", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"),
+           _row("---", "--:", "--:", "--:", "--:", "--:")]
+    for label, key in (("a chart is drawn (choice + drawing + PNG), every run", "chart_ms"),
+                       ("a chart is drawn, each result's fastest run", "chart_ms_best_of_runs"),
+                       ("no chart (the choice alone)", "no_chart_ms")):
+        d = r[key]
+        out.append(_row(label, d["n"], d["p50"], d["p95"], d["p99"], d["max"]))
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["kinds"].items()))
+    out += ["", (f"{r['results']} results (every bundled answer case's reference result and the "
+                 f"three README examples), {r['repeat']} times each; {r['charted']} deserve a "
+                 f"chart ({kinds}). The first chart of a process costs "
+                 f"{r['cold_first_chart_ms']} ms (matplotlib's import and font cache).")]
+    return out
+
+
 def _render_verified(r: dict[str, Any]) -> list[str]:
     from bench import verified
 
@@ -296,6 +352,8 @@ RENDER = {
     "mcp": _render_mcp,
     "exits": _render_exits,
     "wide": _render_wide,
+    "verify": _render_verify,
+    "charts": _render_charts,
     "verified": _render_verified,
 }
 
@@ -341,6 +399,21 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                          f"{x['mentions']} once, {x['total_s']} s total"),
                          _ok(met.get(f"workers_{x['workers']}"))))
         return rows
+    if name == "verify":
+        return [("verify: 0 false rejections on gold answers", str(r["false_rejections"]),
+                 _ok(met.get("false_rejections"))),
+                ("verify: ≥ 99 % of ≥ 200 mutated answers caught",
+                 f"{r['caught']}/{r['mutants']} ({r['catch_rate']:.1%})",
+                 _ok(met.get("catch_rate"))),
+                ("verify step p95 ≤ 2 ms",
+                 (f"{r['verify_step_ms_best_of_runs']['p95']} ms (fastest run per turn; "
+                  f"raw {r['verify_step_ms']['p95']} ms)"), _ok(met.get("p95_ms")))]
+    if name == "charts":
+        return [("chart per turn p95 ≤ 300 ms", f"{r['chart_ms']['p95']} ms (each result's "
+                 f"fastest run: {r['chart_ms_best_of_runs']['p95']} ms)",
+                 _ok(met.get("chart_p95"))),
+                ("turn with no chart: no drawing", f"{r['no_chart_ms']['p95']} ms p95 (choice "
+                 "only)", _ok(met.get("no_chart_p95")))]
     if name == "eval":
         at = {x["concurrency"]: x for x in r["runs"]}
         if 1 in at and 8 in at:
@@ -397,12 +470,28 @@ def render_block(name: str, entry: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def results_in_doc(text: str) -> dict[str, Any]:
+    """The results the document already shows (each block keeps its JSON), by benchmark."""
+    found = {}
+    for name in ORDER:
+        m = re.search(rf"<!-- bench:{name} .*?```json\n(.*?)\n```.*?<!-- /bench:{name} -->",
+                      text, re.DOTALL)
+        if m:
+            try:
+                found[name] = {"result": json.loads(m.group(1))}
+            except ValueError:
+                pass
+    return found
+
+
 def write_doc(results: dict[str, Any], path: Path = DOC) -> None:
-    """Replace each benchmark's generated block in the document, keeping the prose around."""
+    """Replace each benchmark's generated block in the document, keeping the prose around;
+    the summary keeps the rows of benchmarks not run this time (from their blocks' JSON)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     summary = re.compile(r"<!-- bench:summary .*?<!-- /bench:summary -->", re.DOTALL)
     if summary.search(text):
-        text = summary.sub(lambda _m: render_summary(results), text)
+        shown = {**results_in_doc(text), **results}
+        text = summary.sub(lambda _m: render_summary(shown), text)
     for name in ORDER:
         if name not in results:
             continue

@@ -10,12 +10,14 @@ import re
 import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from bot import verified_cli
 from bot.config import ConfigError, UnavailableError, load_config
 from states.ports import QueryError, TurnResult
 from states.prompts import jsonable
+from states.verify import MARKS
 
 SLACK_HINT = ("Slack is not connected: put SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode) or "
               "SLACK_SIGNING_SECRET (HTTP) in .env to answer in Slack; see README "
@@ -94,6 +96,7 @@ def result_json(r: TurnResult) -> dict[str, Any]:
         "clarification": r.clarification, "options": r.options, "trace_id": r.trace_id,
         "llm_calls": r.llm_calls, "timings_ms": r.timings_ms, "error_kind": r.error_kind,
         "refused": r.refused, "truncated": r.truncated, "as_of": r.as_of,
+        "verification": r.verification,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
         "verified_query": r.verified_query,
     }
@@ -121,6 +124,8 @@ def result_blocks(r: TurnResult) -> list[str]:
         facts += [f"data as of {r.as_of or 'unknown'}",
                   f"{n} row{'' if n == 1 else 's'}{' (truncated)' if r.truncated else ''}",
                   f"{r.timings_ms.get('total', 0) / 1000:.1f}s"]
+        if r.verification in MARKS:
+            facts.append(MARKS[r.verification])
         if r.verified_query:
             facts.append(f"verified query #{r.verified_query}")
     blocks.append(f"\n({'; '.join([*facts, _trace(r)])})")
@@ -148,19 +153,42 @@ def cmd_ask(args: argparse.Namespace) -> int:
     thread = args.thread or f"cli-{uuid.uuid4().hex[:10]}"
     with opened(load_config()) as deps:
         result = run_turn(deps, thread, args.question, user="cli")
+    chart = save_chart(result, Path(args.chart)) if args.chart else None
     if args.json:
-        print(dump_json(result_json(result)))
+        print(dump_json({**result_json(result), **({"chart": chart} if args.chart else {})}))
     else:
         print_result(result)
+        if args.chart:
+            print(f"chart: {chart}" if chart else "chart: none (this result reads better as "
+                  "text)")
         print(f"\nthread: {thread} (continue with: fundbot ask --thread {thread} \"...\")")
     return exit_code(result)
+
+
+def save_chart(result: TurnResult, path: Path) -> str | None:
+    """Draw the turn's chart into `path` (a PNG, with its alt text beside it as .txt)."""
+    from bot.chart import chart_for_result
+
+    chart = chart_for_result(result)
+    if chart is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(chart.png)
+        path.with_suffix(".txt").write_text(chart.alt + "\n", encoding="utf-8")
+    except OSError as exc:
+        print(f"fundbot: could not save the chart to {path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return None
+    return str(path)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from bot.runtime import opened
 
-    with opened(load_config()) as deps:
-        return _chat(deps)
+    config = load_config()
+    with opened(config) as deps:
+        return _chat(deps, Path(config.chart_dir))
 
 
 CHAT_HELP = """Ask a question in plain words; answer a clarifying question with its number or name.
@@ -185,7 +213,7 @@ def _line_editing() -> None:
         pass
 
 
-def _chat(deps) -> int:
+def _chat(deps, chart_dir: Path) -> int:
     from states.machine import run_turn
 
     _line_editing()
@@ -221,6 +249,9 @@ def _chat(deps) -> int:
             print("(cancelled; the thread is as it was before this question)")
             continue
         print_result(result)
+        chart = save_chart(result, chart_dir / f"{result.trace_id or thread}.png")
+        if chart:
+            print(f"(chart: {chart})")
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -339,6 +370,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("question")
     a.add_argument("--thread", help="continue this conversation (follow-up or clarification)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.add_argument("--chart", metavar="FILE", help="save a chart of the answer as PNG, when the "
+                   "result deserves one (a trend, a comparison of up to 20 things, shares)")
     a.set_defaults(func=cmd_ask)
     sub.add_parser("chat", help="terminal chat").set_defaults(func=cmd_chat)
     s = sub.add_parser("sql", help="run SQL through the same guard and sandbox")

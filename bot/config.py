@@ -50,6 +50,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     mcp_token: str = ""  # FUNDBOT_MCP_TOKEN: a token, or name:token pairs (bot/mcp_server.py)
     mcp_rate: str = "60/minute"  # FUNDBOT_MCP_RATE: tool calls per MCP client
+    chart_dir: str = "data/charts"  # FUNDBOT_CHART_DIR: where `fundbot chat` saves charts
     reviewers: set[str] = field(default_factory=set)  # FUNDBOT_REVIEWERS: Slack user ids
 
     @property
@@ -149,5 +150,6 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         limits=limits,
         mcp_token=get("FUNDBOT_MCP_TOKEN"),
         mcp_rate=get("FUNDBOT_MCP_RATE", "60/minute"),
+        chart_dir=get("FUNDBOT_CHART_DIR", "data/charts"),
         reviewers=_csv(get("FUNDBOT_REVIEWERS")),
     )

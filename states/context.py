@@ -54,6 +54,10 @@ class TurnContext:
     error_kind: str | None = None
     refused: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    verify_rounds: int = 0  # answers verify has checked this turn
+    rejected: list[Any] = field(default_factory=list)  # verify.Check the last answer failed
+    verification: str = ""  # verified | revised | replaced ("" when nothing was checked)
+    chart_hint: str | None = None  # the model's suggestion (line, bar, none); the rules decide
     examples: list[VerifiedQuery] = field(default_factory=list)  # similar verified queries
 
     # --------------------------------------------------------------- helpers

@@ -229,6 +229,9 @@ class Trace:
     final_state: str = ""
     answer: str = ""
     error: str = ""
+    # verify: per answer checked, {"round", "answer", "checks": [{figure, kind, verdict,
+    # support}], "verdict"}
+    verify: list[dict[str, Any]] = field(default_factory=list)
     verified_query: int | None = None  # the verified query whose SQL answered the turn
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,6 +304,11 @@ class TurnResult:
     refused: bool = False
     as_of: str = ""
     verified_query: int | None = None  # answered with this verified query's SQL
+    # verified: every figure checked against the data; revised: so, on the second try;
+    # replaced: the summary was withheld and the result's values posted; "": not checked
+    verification: str = ""
+    question: str = ""  # the question answered (the original one when a reply resolved it)
+    chart_hint: str | None = None  # the model's chart suggestion; bot/chart.py's rules decide
 
 
 # ------------------------------------------------------------- verified queries
