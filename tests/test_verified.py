@@ -41,6 +41,11 @@ def _deps(warehouse, store, llm) -> Deps:
                 today=date(2026, 10, 15), library=store)
 
 
+def _money(result) -> str:
+    """The first cell as an answer writes it ($68.9M), so the verify step accepts it."""
+    return f"${float(result.rows[0][0]) / 1e6:.1f}M"
+
+
 def _intent(warehouse, question):
     return intent(question, warehouse.resolve(question)[0])
 
@@ -79,12 +84,12 @@ def test_names_that_are_literals_of_the_sql_swap(warehouse):
 
 def test_paraphrase_with_another_company_is_answered_from_the_verified_sql(warehouse, store):
     q = lib.add(store, warehouse, "How much did we invest in Databricks?", SQL_INVESTED, "ops")
-    llm = ScriptedLLM().text("We put $5.0M into Mimo.")  # only the interpret call is scripted
+    expected = warehouse.execute(SQL_INVESTED.replace("Databricks, Inc.", "Mimo, Inc."))
+    llm = ScriptedLLM().text(f"We put {_money(expected)} into Mimo.")  # interpret only
     r = run_turn(_deps(warehouse, store, llm), "t1", "What did we put into Mimo so far?")
     assert r.state == "answered" and r.verified_query == q.id
     assert r.llm_calls == 1 and llm.history[0]["tools"] is None
     assert "'Mimo, Inc.'" in r.sql and "Databricks" not in r.sql
-    expected = warehouse.execute(SQL_INVESTED.replace("Databricks, Inc.", "Mimo, Inc."))
     assert r.rows == expected.rows
     assert store.get_trace(r.trace_id).verified_query == q.id
 
@@ -94,7 +99,7 @@ def test_a_near_miss_goes_to_the_model_with_the_verified_example(warehouse, stor
     worth = ("SELECT SUM(v.fair_value_usd) AS value FROM valuations v JOIN companies c ON "
              "c.company_id = v.company_id WHERE c.company_name = 'Mimo, Inc.' AND "
              "v.valuation_date = (SELECT MAX(valuation_date) FROM valuations)")
-    llm = ScriptedLLM().sql(worth).text("Mimo is worth $9M.")
+    llm = ScriptedLLM().sql(worth).text(f"Mimo is worth {_money(warehouse.execute(worth))}.")
     r = run_turn(_deps(warehouse, store, llm), "t2", "How much is our Mimo investment worth?")
     assert r.state == "answered" and r.verified_query is None and r.llm_calls == 2
     system = llm.history[0]["messages"][0]["content"]
@@ -127,7 +132,8 @@ def test_sql_that_no_longer_fits_the_warehouse_is_flagged_never_used(warehouse, 
         sql=SQL_INVESTED.replace("i.amount_usd", "i.amount"),
         slots=slots_for(SQL_INVESTED, warehouse.resolve("Databricks")[0])))
     store.review_verified(stale.id, "verified", "bob")
-    llm = ScriptedLLM().sql(SQL_INVESTED).text("We invested $1M.")
+    llm = ScriptedLLM().sql(SQL_INVESTED).text(
+        f"We invested {_money(warehouse.execute(SQL_INVESTED))}.")
     r = run_turn(_deps(warehouse, store, llm), "t3", "How much did we invest in Mimo?")
     assert r.verified_query is None and r.llm_calls == 2
     assert "amount" in store.get_verified(stale.id).broken
@@ -162,8 +168,8 @@ def test_check_flags_queries_that_stopped_running(warehouse, store):
 # ------------------------------------------------------------------ the command line
 
 
-def test_fundbot_verified_commands_and_the_terminal_mark(sample_db, tmp_path, monkeypatch,
-                                                         capsys):
+def test_fundbot_verified_commands_and_the_terminal_mark(sample_db, warehouse, tmp_path,
+                                                         monkeypatch, capsys):
     from bot.cli import main
     from tests.fakes.fake_openai import FakeOpenAI
 
@@ -171,7 +177,7 @@ def test_fundbot_verified_commands_and_the_terminal_mark(sample_db, tmp_path, mo
         for key, value in {"FUNDBOT_ENV_FILE": str(tmp_path / "no.env"), "FUNDBOT_DB": sample_db,
                            "FUNDBOT_STATE": str(tmp_path / "state.sqlite3"),
                            "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test",
-                           "FUNDBOT_TODAY": "2026-10-15"}.items():
+                           "FUNDBOT_TODAY": "2026-10-15", "FUNDBOT_LLM_RETRIES": "0"}.items():
             monkeypatch.setenv(key, value)
         assert main(["verified", "add", "--question", "How much did we invest in Databricks?",
                      "--sql", "SELECT SUM(amount) FROM investments", "--by", "ops"]) == 1
@@ -183,7 +189,8 @@ def test_fundbot_verified_commands_and_the_terminal_mark(sample_db, tmp_path, mo
         shown = capsys.readouterr().out
         assert "swappable" in shown and "reviewed:" in shown and "by ops" in shown
 
-        fake.enqueue_text("We put $5M into Mimo.")  # interpret only: no SQL-writing call
+        mimo = warehouse.execute(SQL_INVESTED.replace("Databricks, Inc.", "Mimo, Inc."))
+        fake.enqueue_text(f"We put {_money(mimo)} into Mimo.")  # interpret only: no SQL call
         assert main(["ask", "What did we put into Mimo so far?"]) == 0
         out = capsys.readouterr().out
         assert "verified query #1" in out and "'Mimo, Inc.'" in out and len(fake.requests) == 1
