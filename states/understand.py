@@ -115,11 +115,11 @@ def build_messages(ctx: TurnContext) -> list[dict[str, Any]]:
     tables = relevant_tables(catalog, ctx.question, ctx.entities,
                              keep=tables_named(previous, catalog))
     facts = facts_block(ctx.entities, ctx.facts)
-    user = ctx.question + (f"\n\n{facts}" if facts else "")
+    # examples were written by users: they go with the question, not into the system prompt
     examples = verified.examples_block(ctx.examples)
-    system = system_prompt(catalog, tables, ctx.today) + (f"\n\n{examples}" if examples else "")
+    user = ctx.question + "".join(f"\n\n{part}" for part in (facts, examples) if part)
     return [
-        {"role": "system", "content": system},
+        {"role": "system", "content": system_prompt(catalog, tables, ctx.today)},
         *history_messages(ctx.conv.history, ctx.deps.limits.history_turns),
         {"role": "user", "content": user},
     ]

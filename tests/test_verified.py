@@ -102,8 +102,9 @@ def test_a_near_miss_goes_to_the_model_with_the_verified_example(warehouse, stor
     llm = ScriptedLLM().sql(worth).text(f"Mimo is worth {_money(warehouse.execute(worth))}.")
     r = run_turn(_deps(warehouse, store, llm), "t2", "How much is our Mimo investment worth?")
     assert r.state == "answered" and r.verified_query is None and r.llm_calls == 2
-    system = llm.history[0]["messages"][0]["content"]
-    assert "verified queries" in system and SQL_INVESTED in system
+    asked = llm.history[0]["messages"][-1]["content"]
+    assert asked.startswith("How much is our Mimo investment worth?")
+    assert "verified queries" in asked and SQL_INVESTED in asked
 
 
 def test_proposed_retired_and_time_relative_queries_are_not_run(warehouse, store):
