@@ -1,0 +1,63 @@
+"""The process wall itself: warm workers with OS limits, killed with their process group."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from bot.sqlpool import _loads
+from bot.sqlworker import HEADROOM, memory_bytes
+from bot.warehouse import DuckWarehouse
+from states.ports import Limits, QueryError
+
+
+def _limit(pid: int, name: str) -> str:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith(name):
+            return line[len(name):].split()[0]
+    raise AssertionError(name)
+
+
+@pytest.fixture
+def wh(sample_db, tmp_path):
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    w = DuckWarehouse(str(path), Limits(memory_limit="200MB", query_timeout_s=3,
+                                        sql_workers=1))
+    yield w
+    w.close()
+
+
+def test_queries_run_in_a_worker_with_os_limits(wh):
+    assert wh.sandbox_execute("SELECT 1").rows == [(1,)]  # waits for the worker to be ready
+    (pid,) = wh.pool.pids()
+    assert pid != os.getpid() and os.getpgid(pid) == pid  # its own process group
+    address_space = int(_limit(pid, "Max address space"))
+    assert memory_bytes("200MB") + HEADROOM < address_space < 8 * 2**30
+    cpu = int(_limit(pid, "Max cpu time"))  # reset before every query
+    assert cpu < 3600
+
+
+def test_sessions_do_not_leak_between_queries(wh):
+    wh.sandbox_execute("CREATE TEMP TABLE mine AS SELECT 42 AS x")
+    with pytest.raises(QueryError) as info:
+        wh.sandbox_execute("SELECT x FROM mine")
+    assert info.value.kind == "binder"
+
+
+def test_close_kills_the_workers(wh):
+    wh.execute("SELECT count(*) FROM funds")
+    pids = wh.pool.pids()
+    wh.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_worker_reply_cannot_name_code():
+    assert _loads(pickle.dumps(("ok", ["a"], [(1, "x")], False, 1.0)))[0] == "ok"
+    with pytest.raises(pickle.UnpicklingError):
+        _loads(pickle.dumps(("ok", os.system)))
