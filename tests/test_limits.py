@@ -136,6 +136,7 @@ def test_configured_limits_reach_every_enforcer(sample_db, tmp_path):
     try:
         assert deps.limits is config.limits and deps.warehouse.limits is config.limits
         assert (deps.llm.timeout_s, deps.llm.retries) == (7.5, 1)
+        assert deps.llm.max_completion_tokens == 300 and len(deps.warehouse.pool.pids()) == 3
         settings = dict(deps.warehouse.sandbox_execute(
             "SELECT name, value FROM duckdb_settings() WHERE name IN ('memory_limit', "
             "'threads')").rows)
