@@ -14,6 +14,7 @@ untrusted SQL, so nothing it sends may name a class to build.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pickle
 import queue
@@ -26,6 +27,8 @@ from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
 from states.ports import Catalog, Limits, QueryError, QueryResult
+
+log = logging.getLogger(__name__)
 
 GRACE_S = 1.0  # past the time limit before a worker that did not stop is killed
 STARTUP_S = 120.0  # how long a new worker may take to open the warehouse (a loaded machine)
@@ -49,9 +52,9 @@ def _loads(data: bytes) -> Any:
 class WorkerDied(Exception):
     """The worker process ended (killed at the deadline, by a limit, or crashed)."""
 
-    def __init__(self, returncode: int | None, killed: bool):
+    def __init__(self, returncode: int | None, killed: bool, starting: bool = False):
         super().__init__(f"worker ended ({returncode})")
-        self.returncode, self.killed = returncode, killed
+        self.returncode, self.killed, self.starting = returncode, killed, starting
 
 
 class Worker:
@@ -68,7 +71,10 @@ class Worker:
         self.conn: Connection = ours
         self.ready = False
         self.address_space = 0
-        self.conn.send_bytes(pickle.dumps((path, limits, catalog)))
+        try:
+            self.conn.send_bytes(pickle.dumps((path, limits, catalog)))
+        except OSError:
+            pass  # it died at once; the first request finds out and says so
 
     @property
     def pid(self) -> int:
@@ -77,10 +83,16 @@ class Worker:
     def _wait_ready(self) -> None:
         if self.ready:
             return
-        reply = self._receive(STARTUP_S)
+        try:
+            reply = self._receive(STARTUP_S)
+        except WorkerDied as died:
+            died.starting = True
+            raise
         if not (isinstance(reply, tuple) and reply[:1] == ("ready",)):
+            if isinstance(reply, tuple) and reply[:1] == ("failed",):
+                log.error("an SQL worker could not open the warehouse: %s", reply[1])
             self.kill()
-            raise WorkerDied(self.proc.returncode, killed=False)
+            raise WorkerDied(self.proc.returncode, killed=False, starting=True)
         self.address_space = reply[2]
         self.ready = True
 
@@ -191,6 +203,10 @@ class SqlPool:
     def _died(self, died: WorkerDied, sql: str) -> QueryError:
         if self._closed:
             return QueryError("runtime", "the warehouse is closed", sql)
+        if died.starting:
+            log.error("an SQL worker could not start (exit status %s)", died.returncode)
+            return QueryError("runtime", "the SQL worker could not start; the query was not "
+                              "run (see the bot's log)", sql)
         if died.killed or died.returncode == -signal.SIGXCPU:
             return QueryError("timeout", timeout_message(self.limits), sql)
         return QueryError("runtime", memory_message(self.limits), sql)

@@ -173,9 +173,13 @@ def main(fd: int) -> None:
     conn = Connection(fd)
     path, limits, catalog = pickle.loads(conn.recv_bytes())  # from the parent: trusted
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    runner = Runner(path, limits, catalog)
-    runner.warm()
-    cap = _limit_memory(limits)
+    try:
+        runner = Runner(path, limits, catalog)
+        runner.warm()
+        cap = _limit_memory(limits)
+    except Exception as exc:  # noqa: BLE001 - told to the pool, which logs it
+        conn.send_bytes(pickle.dumps(("failed", f"{type(exc).__name__}: {exc}"[:500])))
+        return
     conn.send_bytes(pickle.dumps(("ready", os.getpid(), cap)))
     while True:
         try:

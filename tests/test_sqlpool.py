@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,19 @@ def test_a_worker_reply_cannot_name_code():
     assert _loads(pickle.dumps(("ok", ["a"], [(1, "x")], False, 1.0)))[0] == "ok"
     with pytest.raises(pickle.UnpicklingError):
         _loads(pickle.dumps(("ok", os.system)))
+
+
+def test_a_worker_killed_from_outside_is_replaced_and_a_failed_start_is_one_line(wh):
+    wh.execute("SELECT count(*) FROM funds")
+    (pid,) = wh.pool.pids()
+    os.kill(pid, signal.SIGKILL)  # what the kernel's OOM killer would do
+    with pytest.raises(QueryError) as info:
+        wh.execute("SELECT count(*) FROM funds")
+    assert info.value.kind == "runtime" and "memory limit" in info.value.message
+    Path(wh.path).rename(wh.path + ".gone")  # the replacement cannot open the file
+    with pytest.raises(QueryError) as info:
+        wh.execute("SELECT count(*) FROM funds")
+    assert info.value.message == ("the SQL worker could not start; the query was not run "
+                                  "(see the bot's log)")
+    Path(wh.path + ".gone").rename(wh.path)
+    assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]  # the next one starts

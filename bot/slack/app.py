@@ -178,13 +178,6 @@ class HttpServer:
     async def _asgi(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        if self._quiet is None:
-            await self._handle(scope, receive, send)
-            return
-        with self._quiet.busy():
-            await self._handle(scope, receive, send)
-
-    async def _handle(self, scope: dict, receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/healthz":
             return await _respond(send, 200, b"ok", "text/plain")
@@ -196,20 +189,28 @@ class HttpServer:
         length = headers.get("content-length", "")
         if length and (not length.isdigit() or int(length) > MAX_BODY):
             return await _respond(send, 413, b'{"error": "body too large"}')
-        body = await _read_body(receive, MAX_BODY, BODY_TIMEOUT_S)
-        if body is None:
-            return await _respond(send, 413, b'{"error": "body too large"}')
-        if body is _TIMED_OUT:
-            return await _respond(send, 408, b'{"error": "request body too slow"}')
+        status, body = await _read_body(receive, MAX_BODY, BODY_TIMEOUT_S)
+        if status:
+            return await _respond(send, status, b'{"error": "body too large or too slow"}')
+        # Only now is there work for this process: background jobs wait for it (Quiet), not
+        # for clients that are still trickling bytes in.
+        if self._quiet is None:
+            return await self._answer(scope, headers, body, send)
+        with self._quiet.busy():
+            return await self._answer(scope, headers, body, send)
+
+    async def _answer(self, scope: dict, headers: dict[str, str], body: bytes,
+                      send: Any) -> None:
         if self._verifier is not None and not _signed(self._verifier, body, headers):
             return await _respond(send, 401, b'{"error": "invalid request"}')
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return await _respond(send, 400, b'{"error": "the body is not UTF-8"}')
-        if not _well_formed(headers, text):
+        payload = _payload(headers, text)
+        if payload is None:
             return await _respond(send, 400, b'{"error": "malformed payload"}')
-        if self._verifier is not None and _is_event_callback(headers, body):
+        if self._verifier is not None and payload.get("type") == "event_callback":
             self._intake.submit(_dispatch, self._app, text, headers, self._quiet)
             return await _respond(send, 200, b"", "text/plain")
         request = BoltRequest(body=text, query=scope.get("query_string", b"").decode("latin-1"),
@@ -226,35 +227,32 @@ class HttpServer:
         await send({"type": "http.response.body", "body": (response.body or "").encode()})
 
 
-_TIMED_OUT = b"\x00timed-out"  # a sentinel no real body is (compared by identity)
-
-
-async def _read_body(receive: Any, limit: int, timeout_s: float) -> bytes | None:
-    """The body, None when it passes `limit` bytes, _TIMED_OUT when it takes too long."""
+async def _read_body(receive: Any, limit: int, timeout_s: float) -> tuple[int, bytes]:
+    """(0, body), or (413, b"") past `limit` bytes, or (408, b"") past `timeout_s`."""
     chunks: list[bytes] = []
     size = 0
-    deadline = asyncio.get_running_loop().time() + timeout_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
     while True:
-        left = deadline - asyncio.get_running_loop().time()
         try:
-            message = await asyncio.wait_for(receive(), timeout=max(left, 0.0))
+            message = await asyncio.wait_for(receive(), timeout=max(deadline - loop.time(), 0))
         except TimeoutError:
-            return _TIMED_OUT
+            return 408, b""
         if message["type"] == "http.disconnect":
-            return _TIMED_OUT
+            return 408, b""  # nobody is left to read the answer
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None
+            return 413, b""
         chunks.append(chunk)
         if not message.get("more_body"):
-            return b"".join(chunks)
+            return 0, b"".join(chunks)
 
 
 def _signed(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -> bool:
     timestamp = headers.get("x-slack-request-timestamp", "")
     signature = headers.get("x-slack-signature", "")
-    if not timestamp.isdigit() or not signature:
+    if not timestamp.isdigit() or len(timestamp) > 12 or not signature:
         return False
     try:
         return verifier.is_valid(body, timestamp, signature)
@@ -262,35 +260,31 @@ def _signed(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -
         return False
 
 
-def _well_formed(headers: dict[str, str], text: str) -> bool:
-    """JSON bodies are a JSON object; form bodies' `payload`, when present, is one too."""
+def _payload(headers: dict[str, str], text: str) -> dict | None:
+    """The request's JSON object (a JSON body, or a form's `payload`); {} for a form without
+    one; None when it is malformed."""
     try:
         if "json" in headers.get("content-type", ""):
-            return isinstance(json.loads(text), dict)
-        payload = urllib.parse.parse_qs(text).get("payload")
-        return not payload or isinstance(json.loads(payload[0]), dict)
-    except ValueError:
-        return False
+            value = json.loads(text)
+        else:
+            form = urllib.parse.parse_qs(text).get("payload")
+            value = json.loads(form[0]) if form else {}
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 async def _respond(send: Any, status: int, body: bytes,
                    content_type: str = "application/json") -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode())]})
+    headers = [(b"content-type", content_type.encode())]
+    if status >= 400:  # the rest of a refused request is not read: end the connection
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 def _asgi_headers(scope: dict) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-
-
-def _is_event_callback(headers: dict[str, str], body: bytes) -> bool:
-    if "json" not in headers.get("content-type", ""):
-        return False  # interactivity payloads are form-encoded and want Bolt's answer
-    try:
-        return json.loads(body).get("type") == "event_callback"
-    except (ValueError, AttributeError):
-        return False
 
 
 def _dispatch(app: App, body: str, headers: dict[str, str], quiet: Quiet | None) -> None:
