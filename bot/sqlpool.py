@@ -49,6 +49,12 @@ def _loads(data: bytes) -> Any:
     return _Unpickler(io.BytesIO(data)).load()
 
 
+def worker_environment() -> dict[str, str]:
+    """What a worker inherits: enough to start Python, no tokens or keys."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TZ")
+    return {k: v for k, v in os.environ.items() if k in keep}
+
+
 class WorkerDied(Exception):
     """The worker process ended (killed at the deadline, by a limit, or crashed)."""
 
@@ -66,7 +72,7 @@ class Worker:
             [sys.executable, "-m", "bot.sqlworker", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,  # its own process group
-            close_fds=True)
+            close_fds=True, env=worker_environment())
         theirs.close()
         self.conn: Connection = ours
         self.ready = False

@@ -78,3 +78,15 @@ def test_a_worker_killed_from_outside_is_replaced_and_a_failed_start_is_one_line
                                   "(see the bot's log)")
     Path(wh.path + ".gone").rename(wh.path)
     assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]  # the next one starts
+
+
+def test_workers_inherit_no_secrets(sample_db, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-worker-must-not-see-this")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-worker-must-not-see-this")
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
+        w.execute("SELECT count(*) FROM funds")
+        (pid,) = w.pool.pids()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"must-not-see-this" not in environ and b"PATH=" in environ
