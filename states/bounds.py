@@ -230,8 +230,9 @@ def size_problems(statement: exp.Expr) -> list[str]:
             if len(args) == 2 and est[id(args[0])] * est[id(args[1])] > MAX_EDIT_CELLS:
                 problems.append(f"{name}() of strings of up to "
                                 f"{_size(est[id(args[0])])} and "
-                                f"{_size(est[id(args[1])])} characters needs a matrix over "
-                                f"{MAX_EDIT_CELLS:,} cells; compare columns or short literals")
+                                f"{_size(est[id(args[1])])} characters needs a matrix over the "
+                                f"limit of {MAX_EDIT_CELLS:,} cells; compare columns or short "
+                                "literals")
     return list(dict.fromkeys(problems))
 
 
