@@ -38,6 +38,9 @@ _SAFE = {("decimal", "Decimal"), ("datetime", "date"), ("datetime", "datetime"),
          ("builtins", "complex"), ("builtins", "bytearray"), ("pytz", "_UTC"), ("pytz", "_p")}
 
 
+_SHAPES = {"ready": 3, "failed": 2, "ok": 5, "error": 4}  # reply kind -> tuple length
+
+
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _SAFE:
@@ -107,8 +110,13 @@ class Worker:
             if not self.conn.poll(timeout):
                 self.kill()
                 raise WorkerDied(self.proc.returncode, killed=True)
-            return _loads(self.conn.recv_bytes(maxlength))
-        except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError):
+            reply = _loads(self.conn.recv_bytes(maxlength))
+            if not (isinstance(reply, tuple) and reply and reply[0] in _SHAPES
+                    and len(reply) == _SHAPES[reply[0]]):
+                raise ValueError("a reply of the wrong shape")
+            return reply
+        except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, IndexError,
+                KeyError, AttributeError, MemoryError):
             self.kill()
             raise WorkerDied(self.proc.returncode, killed=False) from None
 
@@ -154,7 +162,8 @@ class SqlPool:
         self._lock = threading.Lock()
         self._closed = False
         self.replaced = 0  # workers killed and started again (for tests and the bench)
-        for _ in range(max(1, size)):
+        self._size = max(1, size)
+        for _ in range(self._size):
             self._idle.put(self._spawn())
         # workers must not outlive the bot, even when nobody calls close()
         self._finalizer = weakref.finalize(self, _kill_all, self._all)
@@ -172,7 +181,16 @@ class SqlPool:
             try:
                 return self._idle.get(timeout=0.2)
             except queue.Empty:
-                continue
+                pass
+            with self._lock:
+                short = len(self._all) < self._size  # a replacement could not be started
+            if short:
+                try:
+                    return self._spawn()
+                except OSError as exc:
+                    log.error("cannot start an SQL worker: %s", exc)
+                    raise QueryError("runtime", "the SQL worker could not start; the query "
+                                     "was not run (see the bot's log)") from None
 
     def _give_back(self, w: Worker) -> None:
         if self._closed or not w.alive():
@@ -181,7 +199,10 @@ class SqlPool:
             w.kill()
             if not self._closed:
                 self.replaced += 1
-                self._idle.put(self._spawn())
+                try:
+                    self._idle.put(self._spawn())
+                except OSError as exc:  # out of processes or descriptors: the next checkout
+                    log.error("cannot start an SQL worker: %s", exc)  # tries again
             return
         self._idle.put(w)
 
