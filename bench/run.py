@@ -234,7 +234,9 @@ def _render_sqlwall(r: dict[str, Any]) -> list[str]:
     for name, x in r["attacks_guard_bypassed"].items():
         out.append(_row(name, x["seconds"], x["outcome"]))
     out += ["", f"Limits {r['attack_limits']}; workers replaced {r['workers_replaced']}; the "
-            f"bot process's peak RSS {r['bot_peak_rss_mib_during_attacks']} MiB."]
+            f"bot process's peak RSS {r['bot_peak_rss_mib_during_attacks']} MiB. A worker maps "
+            f"{r.get('worker_mapped_at_open_mib')} MiB once the warehouse is open; its "
+            f"RLIMIT_AS with the 1GB limit: {r.get('worker_rlimit_as_mib')} MiB."]
     return out
 
 

@@ -40,6 +40,7 @@ def _vm_hwm_mib() -> float:
 def run(queries: int = 600) -> dict[str, Any]:
     import duckdb
 
+    from bot.sqlworker import HEADROOM, memory_bytes
     from bot.warehouse import QueryErrors, connect, open_warehouse
     from eval.cases import load_cases
     from states.guard import check
@@ -79,6 +80,7 @@ def run(queries: int = 600) -> dict[str, Any]:
             t0 = time.perf_counter()
             fn(sql)
             out.append((time.perf_counter() - t0) * 1000)
+    caps = wh.pool.address_spaces()
     con.close()
     wh.close()
     added = [w - b for w, b in zip(wall_ms, base_ms, strict=True)]
@@ -111,6 +113,10 @@ def run(queries: int = 600) -> dict[str, Any]:
         "added_p50_ms": round(p50_wall - p50_base, 3),
         "attacks_guard_bypassed": stops, "attack_limits": {
             "query_timeout_s": tight.query_timeout_s, "memory_limit": tight.memory_limit},
+        # RLIMIT_AS = what a worker maps once the warehouse is open + memory_limit + HEADROOM
+        "worker_rlimit_as_mib": sorted({round(c / 2**20) for c in caps}),
+        "worker_mapped_at_open_mib": sorted({round((c - memory_bytes(limits.memory_limit)
+                                                    - HEADROOM) / 2**20) for c in caps}),
         "workers_replaced": replaced, "bot_peak_rss_mib_during_attacks": round(_vm_hwm_mib(), 1),
         "targets": {"added_p50_ms": 2.0, "stopped_within_s": tight.query_timeout_s + 2},
     }

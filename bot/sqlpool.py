@@ -238,6 +238,11 @@ class SqlPool:
             return QueryError("timeout", timeout_message(self.limits), sql)
         return QueryError("runtime", memory_message(self.limits), sql)
 
+    def address_spaces(self) -> list[int]:
+        """RLIMIT_AS of each ready worker, in bytes."""
+        with self._lock:
+            return [w.address_space for w in self._all if w.ready]
+
     def pids(self) -> list[int]:
         with self._lock:
             return [w.pid for w in self._all if w.alive()]
