@@ -171,3 +171,10 @@ def test_malformed_requests_get_400_or_401_never_500(edge, case):
         got = post(edge, body, headers)
     assert got in (400, 401), got
     assert edge.seen == []
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe\x00", b"[1, 2]", b"payload=%ff"])
+def test_the_signature_is_checked_before_anything_is_parsed(edge, body):
+    headers = sign(body)
+    headers["X-Slack-Signature"] = "v0=" + "0" * 64
+    assert post(edge, body, headers) == 401  # not 400: an unsigned body is never looked at
