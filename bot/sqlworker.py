@@ -3,8 +3,8 @@
 Started by bot/sqlpool.py as `python -m bot.sqlworker FD`, FD being its end of a socket
 pair. It opens the warehouse in the sandbox (bot/warehouse.py), warms the guard, then caps
 its own address space (RLIMIT_AS: the DuckDB memory limit plus HEADROOM above what the open
-connection already maps) and, before each query, its CPU time (RLIMIT_CPU: SIGXCPU kills
-it). Then it answers requests one at a time:
+connection already maps), file writes (RLIMIT_FSIZE 0) and descriptors, and, before each
+query, its CPU time (RLIMIT_CPU: SIGXCPU kills it). Then it answers requests one at a time:
 
     ("run", sql, guarded) -> ("ok", columns, rows, truncated, elapsed_ms)
                            | ("error", kind, message, retire)
@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 HEADROOM = 256 * 2**20  # bytes above DuckDB's memory_limit: Python, results, string builders
+MAX_FILES = 64  # open descriptors; the open warehouse and the socket need a handful
 _REINTERRUPT_S = 0.05  # how often a timed-out query is interrupted again until it stops
 _FETCH = 64  # rows converted to Python at a time, so the byte cap is checked as we go
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -162,10 +163,13 @@ class Runner:
         return ("ok", columns, rows[:cap], truncated, (time.perf_counter() - t0) * 1000)
 
 
-def _limit_memory(limits: Any) -> int:
-    """Cap the address space at what is mapped now plus memory_limit plus HEADROOM."""
+def _limit_process(limits: Any) -> int:
+    """Cap the address space at what is mapped now plus memory_limit plus HEADROOM; no file
+    may be written (the warehouse is read-only, spilling is off) and few opened."""
     cap = _vm_size() + memory_bytes(limits.memory_limit) + HEADROOM
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_FILES, MAX_FILES))
     return cap
 
 
@@ -176,7 +180,7 @@ def main(fd: int) -> None:
     try:
         runner = Runner(path, limits, catalog)
         runner.warm()
-        cap = _limit_memory(limits)
+        cap = _limit_process(limits)
     except Exception as exc:  # noqa: BLE001 - told to the pool, which logs it
         conn.send_bytes(pickle.dumps(("failed", f"{type(exc).__name__}: {exc}"[:500])))
         return

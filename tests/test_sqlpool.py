@@ -40,6 +40,7 @@ def test_queries_run_in_a_worker_with_os_limits(wh):
     assert memory_bytes("200MB") + HEADROOM < address_space < 8 * 2**30
     cpu = int(_limit(pid, "Max cpu time"))  # reset before every query
     assert cpu < 3600
+    assert _limit(pid, "Max file size") == "0" and int(_limit(pid, "Max open files")) <= 64
 
 
 def test_sessions_do_not_leak_between_queries(wh):
