@@ -117,8 +117,8 @@ ATTACKS: list[tuple[str, str, str, str]] = [
 ]
 
 
-def _vm_hwm_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _vm_hwm_kb(pid: int | str = "self") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise AssertionError("no VmHWM")
@@ -170,3 +170,5 @@ def test_attacks_ran_on_the_wall_not_in_the_bot(wall: DuckWarehouse):
     """The wall cases killed or exhausted workers, which were replaced; the bot is unharmed."""
     assert len(wall.pool.pids()) == LIMITS.sql_workers
     assert wall.execute("SELECT fund_name FROM funds ORDER BY fund_id LIMIT 1").rows
+    for pid in wall.pool.pids():  # the workers that lived through attacks stayed bounded too
+        assert _vm_hwm_kb(pid) * 1024 < memory_bytes(LIMITS.memory_limit) + 512 * 2**20
