@@ -114,6 +114,18 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(edge, monkeypatc
         assert s.recv(1024) == b""  # closed by the server, no response
 
 
+def test_headers_that_never_finish_after_a_first_request_are_cut_too(edge, monkeypatch):
+    monkeypatch.setattr(slack_app, "HEADER_TIMEOUT_S", 0.3)
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=30) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while not first.endswith(b"ok"):
+            first += s.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200")
+        s.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+        assert s.recv(1024) == b""
+
+
 def test_a_body_that_trickles_gets_408(edge, monkeypatch):
     monkeypatch.setattr(slack_app, "BODY_TIMEOUT_S", 0.3)
     head = b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"

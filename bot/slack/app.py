@@ -100,15 +100,26 @@ BOLT_THREADS = 8  # threads for requests Bolt answers itself (interactivity, url
 
 class _H11(H11Protocol):
     """uvicorn's h11 protocol with a header read time-out: uvicorn times out idle keep-alive
-    connections, not a fresh one that never finishes its request line (slowloris)."""
+    connections, not one that never finishes a request's headers (slowloris), on a fresh
+    connection or after a first request (new bytes cancel its keep-alive timer)."""
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._header_timeout)
+        self._arm_header_timer()
 
-    def _header_timeout(self) -> None:
-        if self.cycle is None and not self.transport.is_closing():
-            self.transport.close()  # not one complete request in time
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._header_timer.cancel()
+        self._arm_header_timer()  # the next request's headers are due in time too
+
+    def _arm_header_timer(self) -> None:
+        waiting_after = self.cycle  # None on a fresh connection: no request yet
+        self._header_timer = self.loop.call_later(
+            HEADER_TIMEOUT_S, lambda: self._header_timeout(waiting_after))
+
+    def _header_timeout(self, waiting_after: object) -> None:
+        if self.cycle is waiting_after and not self.transport.is_closing():
+            self.transport.close()  # no complete request headers in time
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._header_timer.cancel()
@@ -276,7 +287,8 @@ def _payload(headers: dict[str, str], text: str) -> dict | None:
 
 async def _respond(send: Any, status: int, body: bytes,
                    content_type: str = "application/json") -> None:
-    headers = [(b"content-type", content_type.encode())]
+    headers = [(b"content-type", content_type.encode()),
+               (b"content-length", str(len(body)).encode())]
     if status >= 400:  # the rest of a refused request is not read: end the connection
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
