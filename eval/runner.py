@@ -68,7 +68,7 @@ def stale_values(spec: TurnSpec, ref: Reference) -> list[str]:
     for old, new in zip(spec.values, now, strict=False):
         same = (isinstance(old, str) and isinstance(new, str) and old == new) or (
             not isinstance(old, str) and not isinstance(new, str)
-            and M._close(float(old), float(new), rel=1e-9, abs_=1e-9))
+            and M.same_number(float(old), float(new)))
         if not same:
             out.append(f"stored {old!r}, the data gives {new!r}")
     return out
