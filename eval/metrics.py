@@ -30,6 +30,7 @@ from sqlglot import exp
 
 from states.guard import DIALECT, analyze
 from states.ports import Catalog, QueryError
+from states.values import number as _number
 
 # Decimal places of a float beyond this are noise of the float itself (sums in another order).
 MAX_PLACES = 9
@@ -159,15 +160,6 @@ def is_ordered(sql: str) -> bool:
 
 
 # ------------------------------------------------------------------- values
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float, Decimal)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    return None
 
 
 def _iso(v: Any) -> str | None:
