@@ -33,7 +33,9 @@ from typing import Any
 from eval.metrics import Value
 
 DEFAULT_CASES = Path(__file__).with_name("cases.jsonl")
-DEFAULT_TODAY = date(2026, 10, 15)  # the day time-relative cases are written for
+# One "today" rule, the catalogue's: today is the data date (the warehouse's as-of date);
+# this is only the fallback for a warehouse that does not say.
+DEFAULT_TODAY = date(2026, 9, 30)
 OUTCOMES = ("answer", "clarify", "refuse")
 _TURN_KEYS = ("question", "expect", "sql", "values", "value_columns", "answer",
               "answer_template", "clarification", "options")

@@ -28,6 +28,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from states import values as V
 from states.guard import DIALECT, analyze
 from states.ports import Catalog, QueryError
 from states.values import number as _number
@@ -396,6 +397,82 @@ def value_recall(values: Sequence[Value], columns: Sequence[str] | None = None,
         if not hit:
             missed.append(v)
     return 1 - len(missed) / len(values), missed
+
+
+# ------------------------------------------------------------ answer correctness
+
+_CHECKED_KINDS = (V.MONEY, V.NUMBER, V.PERCENT, V.MULTIPLE, V.DATE)
+
+
+@dataclass
+class AnswerCheck:
+    """Whether the prose a partner reads is right: it states the important values and no
+    figure in it goes unbacked by the reference result."""
+
+    value_recall: float | None  # over the values the question did not already give
+    missed: list[Value]
+    unbacked: list[str]  # figures no cell, row count, difference or ratio of the data gives
+
+    @property
+    def ok(self) -> bool:
+        return (self.value_recall is None or self.value_recall >= 1.0) and not self.unbacked
+
+
+def _derived(nums: list[float]) -> list[float]:
+    """Figures an analyst may state from a few numbers: differences, ratios (as fractions
+    and percentage changes) and the column total."""
+    out = []
+    small = nums[:12]
+    for a, b in itertools.permutations(small, 2):
+        out.append(a - b)
+        if b:
+            out += [a / b, a / b - 1]
+    if len(nums) > 1:
+        out.append(sum(nums))
+    return out
+
+
+def sql_literals(sql: str) -> list[Any]:
+    """Numbers and ISO dates a query spells out (its filters): figures an answer may repeat."""
+    try:
+        tree = sqlglot.parse_one(sql, read=DIALECT)
+    except sqlglot.errors.SqlglotError:
+        return []
+    out: list[Any] = []
+    for lit in tree.find_all(exp.Literal):
+        if lit.is_string:
+            if V.as_date(lit.this) is not None:
+                out.append(lit.this)
+        else:
+            n = _plain_number(lit.this)
+            if n is not None:
+                out.append(n)
+    return out
+
+
+def check_answer(answer: str | None, question: str, values: Sequence[Value],
+                 columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                 known: Sequence[Any] = ()) -> AnswerCheck:
+    """Score an answer against the reference result with the one value matcher
+    (`states.values`). `known` are further facts it may state (the data date, today)."""
+    text = answer or ""
+    rec = V.recall(list(values), text, question, columns, rows)
+    cells = [c for r in rows for c in r if c is not None]
+    nums = [n for n in (V.number(c) for c in cells) if n is not None]
+    backing = [*cells, *known, len(rows), *_derived(nums)]
+    asked = V.read(question or "").figures
+    labels = sorted({str(c) for c in cells if V.is_name(c)})
+    unbacked = []
+    for fig in V.read(text, labels).figures:
+        if fig.kind not in _CHECKED_KINDS or fig.is_year:
+            continue  # years, months and quarters name periods, not figures of the data
+        if any(V.figure_matches(fig, c) for c in backing):
+            continue
+        if any(f.text == fig.text or (f.value is not None and f.value == fig.value)
+               for f in asked):
+            continue  # the question's own figure, repeated
+        unbacked.append(fig.text)
+    return AnswerCheck(rec.score, list(rec.missed), unbacked)
 
 
 # ----------------------------------------------------------------------- ROUGE
