@@ -272,25 +272,44 @@ def _print_summary(s: dict[str, Any], model: str, wall: float, paths: dict[str, 
 
 def compare_main(argv: list[str]) -> int:
     from eval import report
-    from eval.compare import compare, text
+    from eval.compare import compare, html_page, text
 
     p = argparse.ArgumentParser(prog="fundbot eval compare",
                                 description="Compare two eval runs (directories or "
                                             "report.json files), B against A.")
     p.add_argument("a")
     p.add_argument("b")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON (per "
+                   "metric: difference, ci95 and p_value)")
+    p.add_argument("--html", metavar="FILE", help="also write a side-by-side HTML page")
     args = p.parse_args(argv)
     try:
         ra, rb = report.load(args.a), report.load(args.b)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         print(f"fundbot eval compare: cannot read a report: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    name_a, name_b = _run_name(args.a, "A"), _run_name(args.b, "B")
+    if name_a == name_b:
+        name_a, name_b = f"A {name_a}", f"B {name_b}"
+    if args.html:
+        try:
+            report.write_atomic(Path(args.html), html_page(ra, rb, name_a, name_b))
+        except OSError as exc:
+            print(f"fundbot eval compare: cannot write {args.html}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
     if args.json:
         print(json.dumps(compare(ra, rb), indent=2))
     else:
-        sys.stdout.write(text(ra, rb, Path(args.a).name or "A", Path(args.b).name or "B"))
+        sys.stdout.write(text(ra, rb, name_a, name_b))
+        if args.html:
+            print(f"side-by-side page: {args.html}")
     return EXIT_OK
+
+
+def _run_name(path: str, default: str) -> str:
+    p = Path(path)
+    return (p.parent.name if p.name == "report.json" else p.name) or default
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,7 +113,7 @@ def test_compare_shows_both_runs_with_deltas(runs, capsys):
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith("Execution accuracy"))
     assert "100.0%" in line and "50.0%" in line and "-50.0 pts" in line
-    assert "now failing in report.json (2): agg-company-count, agg-total-invested" in out
+    assert "now failing in model (2): agg-company-count, agg-total-invested" in out
     assert "LLM calls" in out
     assert cli.main(["compare", str(gold), str(model), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
