@@ -35,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
                     "and report.html. `fundbot eval compare A B` compares two runs.")
     p.add_argument("--model", help="model name for the configured OpenAI-compatible endpoint "
                    "(default FUNDBOT_MODEL), or 'gold' for the replay model that answers with "
-                   "the reference SQL")
+                   "the reference SQL (replay:wrong-numbers, replay:hard-coded and "
+                   "replay:wrong-20pct are gold with a known fault, for checking the harness)")
     p.add_argument("--cases", default=str(DEFAULT_CASES), help="cases file (JSON Lines)")
     p.add_argument("--out", default="eval-out", help="directory for the reports and the "
                    "run's conversation store (default eval-out)")
@@ -147,10 +148,19 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot write reports to {out}: {exc.strerror or exc}")
     gold = (args.model or "").lower() == "gold"
+    replay = (args.model or "").lower().startswith("replay:")
     if args.model and not gold:
         config.model = args.model
     if gold:
         llm_for = GoldLLM
+    elif replay:
+        from eval.scripted import REPLAYS
+
+        name = args.model.split(":", 1)[1].lower()
+        if name not in REPLAYS:
+            return _fail(f"no replay model {name!r}; there are: {', '.join(REPLAYS)}")
+        llm_for = REPLAYS[name]
+        gold = True  # a replay: no endpoint
     else:
         try:
             shared = build_llm(config)
@@ -203,7 +213,8 @@ def _run(args, cases, config, warehouse, variants, llm_for, gold, db, out) -> in
     as_of = warehouse.catalog.as_of
     today = args.today or config.today or (date.fromisoformat(as_of) if as_of
                                            else DEFAULT_TODAY)
-    model = "gold" if gold else config.model
+    model = config.model if args.model and args.model.lower().startswith("replay:") else (
+        "gold" if gold else config.model)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     progress = None if args.quiet else Progress(len(cases), label=f"eval {model}")
     interrupted: list[bool] = [False]

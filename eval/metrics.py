@@ -462,11 +462,18 @@ def check_answer(answer: str | None, question: str, values: Sequence[Value],
     backing = [*cells, *known, len(rows), *_derived(nums)]
     asked = V.read(question or "").figures
     labels = sorted({str(c) for c in cells if V.is_name(c)})
+    row_labels = [V.row_labels(r) for r in rows]
+    reading = V.read(text, labels)
     unbacked = []
-    for fig in V.read(text, labels).figures:
+    for fig in reading.figures:
         if fig.kind not in _CHECKED_KINDS or fig.is_year:
             continue  # years, months and quarters name periods, not figures of the data
-        if any(V.figure_matches(fig, c) for c in backing):
+        near = reading.names_near(fig)
+        own = [r for r, lab in zip(rows, row_labels, strict=True) if near & lab]
+        if own:  # "AI/ML 38": the figure must be AI/ML's, not another sector's
+            if any(V.figure_matches(fig, c) for r in own for c in r):
+                continue
+        elif any(V.figure_matches(fig, c) for c in backing):
             continue
         if any(f.text == fig.text or (f.value is not None and f.value == fig.value)
                for f in asked):

@@ -233,7 +233,7 @@ def _case_metrics(turns: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_case(case: Case, deps: Deps, thread_id: str,
-             on_turn: Callable[[int, str | None], None] | None = None,
+             on_turn: Callable[[int, Expected | None], None] | None = None,
              variants: list[Warehouse] | None = None) -> dict[str, Any]:
     """Send a case's turns to the core in one thread and score them."""
     turns: list[dict[str, Any]] = []
@@ -245,7 +245,7 @@ def run_case(case: Case, deps: Deps, thread_id: str,
         for i, spec in enumerate(case.turns):
             expected = expected_for(spec, deps.warehouse)
             if on_turn:
-                on_turn(i, expected.answers[0] if expected else None)
+                on_turn(i, expected)
             t0 = time.perf_counter()
             r = run_turn(deps, thread_id, spec.question, user="eval")
             seconds = time.perf_counter() - t0
@@ -340,10 +340,11 @@ def run_cases(cases: list[Case], warehouse: Warehouse, store: Store,
 
     `llm_for(case)` gives the model a case talks to: one shared client, or the case's own
     GoldLLM; a model with a `turn` attribute is told which turn is being asked (and one
-    with `expected_answer` the reference answer, for the gold replay). With `repeat` > 1
-    each case runs that many times (in threads of their own); the record is the first run's,
-    with `repeats` giving every run's pass and the case's flip rate. On Ctrl-C the queued
-    cases are cancelled, the running ones finish, and `interrupted[0]` is set True.
+    with `expected_answer` / `expected` the reference answer / results, for replays).
+    With `repeat` > 1 each case runs that many times (in threads of their own); the record
+    is the first run's, with `repeats` giving every run's pass and the case's flip rate.
+    On Ctrl-C the queued cases are cancelled, the running ones finish, and `interrupted[0]`
+    is set True.
     """
     run_id = run_id or uuid.uuid4().hex[:8]
     limits = limits or Limits()
@@ -354,11 +355,13 @@ def run_cases(cases: list[Case], warehouse: Warehouse, store: Store,
         deps = Deps(llm=llm, warehouse=warehouse, store=store, limits=limits,
                     today=case.today or today or DEFAULT_TODAY)
 
-        def on_turn(i: int, answer: str | None) -> None:
+        def on_turn(i: int, expected: Expected | None) -> None:
             if hasattr(llm, "turn"):
                 llm.turn = i
             if hasattr(llm, "expected_answer"):
-                llm.expected_answer = answer
+                llm.expected_answer = expected.answers[0] if expected else None
+            if hasattr(llm, "expected"):
+                llm.expected = expected
 
         suffix = f"-r{k}" if repeat > 1 else ""
         return run_case(case, deps, f"eval-{run_id}-{case.id}{suffix}", on_turn, variants)
