@@ -33,7 +33,8 @@ def wilson(k: int, n: int, z: float = Z95) -> list[float] | None:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    # at 0 or n the bound is exact; say so rather than 0.9999999999999998
+    return [0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half)]
 
 
 def _percentiles(samples: list[float]) -> list[float]:
