@@ -337,7 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrency < 1:
         print("fundbot eval: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    return run(args)
+    try:
+        return run(args)
+    except KeyboardInterrupt:  # before any case ran (checks, variants): nothing to report
+        print("fundbot eval: interrupted before the cases ran; no report written",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

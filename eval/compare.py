@@ -18,7 +18,7 @@ from eval.runner import CLASSIFICATION, QUALITY, per_case
 COST = (("llm_calls", "LLM calls"), ("prompt_tokens", "Prompt tokens"),
         ("completion_tokens", "Completion tokens"), ("seconds_mean", "Seconds per case (mean)"),
         ("seconds_p95", "Seconds per case (p95)"))
-TAG_METRICS = ("execution_accuracy", "value_recall", "column_recall")
+TAG_METRICS = ("pass_rate", "execution_accuracy", "answer_accuracy")
 # metrics compared case by case, in the order the text and the page show them
 PAIRED = ("pass_rate", "execution_accuracy", "answer_accuracy", "table_recall",
           "column_recall", "value_recall", "answer_value_recall", "rougeL")
@@ -128,11 +128,11 @@ def text(a: dict[str, Any], b: dict[str, Any], name_a: str = "A", name_b: str = 
         lines.append(f"{labels[m['metric']]:{w}} {_num(m['a']):>20} {_num(m['b']):>20}  "
                      f"{_delta_num(m['a'], m['b'])}")
     if d["tags"]:
-        lines += ["", f"{'by tag (exec / value / column)':{w}} {name_a:>20} {name_b:>20}"]
+        lines += ["", f"{'by tag (pass / exec / answer)':{w}} {name_a:>20} {name_b:>20}"]
         for tag, vals in d["tags"].items():
             ea = " / ".join(pct(v[0]).rstrip("%") for v in vals.values())
             eb = " / ".join(pct(v[1]).rstrip("%") for v in vals.values())
-            ex = vals["execution_accuracy"]
+            ex = vals["pass_rate"]
             lines.append(f"{tag[:w]:{w}} {ea:>20} {eb:>20}  {_delta_pts(ex[0], ex[1])}")
     lines.append("")
     lines.append(f"now passing in {name_b} ({len(d['fixed'])}): {', '.join(d['fixed']) or '-'}")
