@@ -200,6 +200,7 @@ def score_turn(spec: TurnSpec, r: TurnResult, ref: Reference | Expected | None, 
                 match = holds_on_variants(spec, r.sql or "", variants)
         rec.update(
             reference_sql=sql, reference_answer=reference_text, values=values,
+            reference_columns=list(chosen.columns),
             table_recall=rec_sql.table_recall, column_recall=rec_sql.column_recall,
             table_precision=rec_sql.table_precision,
             column_precision=rec_sql.column_precision,

@@ -10,6 +10,8 @@ Each is the gold replay model (eval/gold.py) with one known fault, selected with
   seeded variant: `--variants` catches it.
 - `wrong-20pct`: gold on four cases in five; on a fixed fifth of the cases (by id) it
   misstates figures like `wrong-numbers`. The model to compare gold against.
+- `minimal`: a right but minimal answer: the reference query cut down to its important
+  columns (just the sector, just the names of a top-N list). It must pass every case.
 """
 
 from __future__ import annotations
@@ -106,4 +108,26 @@ class HardCoded(GoldLLM):
         return reply
 
 
-REPLAYS = {"wrong-numbers": WrongNumbers, "hard-coded": HardCoded, "wrong-20pct": WrongShare}
+class Minimal(HardCoded):
+    """Selects only the reference's important columns (labels and keys left out)."""
+
+    model = "replay:minimal"
+
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                 tool_choice: str | None = None) -> LLMReply:
+        reply = GoldLLM.complete(self, messages, tools, tool_choice)
+        ref = self.expected.refs[0] if self.expected and self.expected.refs else None
+        if reply.tool_calls and ref is not None and not ref.error:
+            from eval.metrics import important_columns
+
+            spec = self._spec()
+            keep = important_columns(ref.columns, spec.value_columns)
+            cols = ", ".join('t."' + ref.columns[i].replace('"', '""') + '"' for i in keep)
+            args = json.dumps({"sql": f"SELECT {cols} FROM ({spec.sql}) AS t"})
+            return LLMReply(content=None, tool_calls=[ToolCall("min-1", "sql_query", args)],
+                            usage=reply.usage, model=self.model, finish_reason="tool_calls")
+        return reply
+
+
+REPLAYS = {"wrong-numbers": WrongNumbers, "hard-coded": HardCoded, "wrong-20pct": WrongShare,
+           "minimal": Minimal}

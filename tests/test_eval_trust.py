@@ -122,6 +122,17 @@ def test_minimal_answers_match_on_the_important_columns():
                                ordered=True, value_columns=["company_name"])
 
 
+def test_a_minimal_model_passes_the_bundled_cases(sample_db, tmp_path):
+    """The reference cut down to its important columns (labels and keys left out) is right."""
+    assert cli.main(["--model", "replay:minimal", "--db", sample_db, "--out", str(tmp_path),
+                     "--quiet", "--tags", "lookup,value,aggregate",
+                     "--min-pass-rate", "1", "--min-execution-accuracy", "1"]) == 0
+    rep = _report(tmp_path)
+    turns = [t for c in rep["cases"] for t in c["turns"] if t["expect"] == "answer"]
+    narrower = [t for t in turns if len(t["columns"]) < len(t["reference_columns"])]
+    assert len(narrower) >= 5  # several cases really were answered with fewer columns
+
+
 def test_sql_may_list_acceptable_queries():
     case = case_from_dict({"id": "x", "question": "How many exits last year?",
                            "sql": ["SELECT 1 AS n", "SELECT 2 AS n"]})
