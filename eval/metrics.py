@@ -402,6 +402,7 @@ def value_recall(values: Sequence[Value], columns: Sequence[str] | None = None,
 # ------------------------------------------------------------ answer correctness
 
 _CHECKED_KINDS = (V.MONEY, V.NUMBER, V.PERCENT, V.MULTIPLE, V.DATE)
+_LIST_MARKER = re.compile(r"[ \t]*(?:[-*•][ \t]*)?#?\d{1,2}[.)][ \t]")
 
 
 @dataclass
@@ -416,6 +417,15 @@ class AnswerCheck:
     @property
     def ok(self) -> bool:
         return (self.value_recall is None or self.value_recall >= 1.0) and not self.unbacked
+
+
+def _list_marker(text: str, start: int) -> bool:
+    """Whether the figure at `start` numbers a list item ("1. ", "2) ", "- #3 ")."""
+    while start < len(text) and text[start].isspace():
+        start += 1
+    line = text.rfind("\n", 0, start) + 1
+    m = _LIST_MARKER.match(text, line)
+    return bool(m) and line <= start < m.end()
 
 
 def _derived(nums: list[float]) -> list[float]:
@@ -468,6 +478,8 @@ def check_answer(answer: str | None, question: str, values: Sequence[Value],
     for fig in reading.figures:
         if fig.kind not in _CHECKED_KINDS or fig.is_year:
             continue  # years, months and quarters name periods, not figures of the data
+        if _list_marker(text, fig.start):
+            continue  # "1. Databricks": the number of a list item, not a figure
         near = reading.names_near(fig)
         own = [r for r, lab in zip(rows, row_labels, strict=True) if near & lab]
         if own:  # "AI/ML 38": the figure must be AI/ML's, not another sector's

@@ -80,6 +80,12 @@ def test_a_wrong_figure_in_the_prose_fails_the_answer():
     assert not swapped.ok
     assert check_answer("AI/ML 28; Cybersecurity 38.", "By sector?", ["AI/ML", 28,
                         "Cybersecurity", 38], ["sector", "n"], rows).ok
+    # the numbers of a list are not figures; a figure the data does not give is
+    listed = "Top two:\n1. AI/ML: 28\n2. Cybersecurity: 38"
+    assert check_answer(listed, "Top 2 sectors?", ["AI/ML", 28, "Cybersecurity", 38],
+                        ["sector", "n"], rows).ok
+    assert check_answer("AI/ML 28 across 13 funds.", "q", ["AI/ML", 28], ["sector", "n"],
+                        rows).unbacked == ["13"]
 
 
 def test_wrong_number_model_passes_only_where_there_is_no_amount(sample_db, tmp_path):
