@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=4, help="cases run at once (default 4)")
     p.add_argument("--today", type=date.fromisoformat, default=None,
                    help="pin 'today' (ISO date) for cases that do not pin their own; default "
-                   f"FUNDBOT_TODAY, else {DEFAULT_TODAY}")
+                   "FUNDBOT_TODAY, else the warehouse's data date (the catalogue's rule)")
     p.add_argument("--tags", default="", help="only cases with these tags or ids "
                    "(comma-separated)")
     p.add_argument("--db", default=None, help="warehouse DuckDB file (default FUNDBOT_DB)")
@@ -132,6 +132,11 @@ def run(args: argparse.Namespace) -> int:
     from eval.gold import GoldLLM
     from eval.preflight import PreflightError, check_endpoint, failing_references
 
+    out = Path(args.out)
+    try:
+        report.prepare(out)  # writable, and no earlier run's report left looking current
+    except OSError as exc:
+        return _fail(f"cannot write reports to {out}: {exc.strerror or exc}")
     try:
         cases = load_cases(args.cases, [t for t in args.tags.split(",") if t.strip()])
     except (CaseError, OSError) as exc:
@@ -142,11 +147,6 @@ def run(args: argparse.Namespace) -> int:
         config = load_config()
     except ConfigError as exc:
         return _fail(str(exc))
-    out = Path(args.out)
-    try:
-        report.prepare(out)  # writable, and no earlier run's report left looking current
-    except OSError as exc:
-        return _fail(f"cannot write reports to {out}: {exc.strerror or exc}")
     gold = (args.model or "").lower() == "gold"
     replay = (args.model or "").lower().startswith("replay:")
     if args.model and not gold:
