@@ -40,7 +40,8 @@ def _kind(r: Any, pending_kind: str | None, trace: Any) -> str:
         states = [s.state for s in trace.steps]
         if states[:1] == ["clarify"]:  # the reply to a clarification: its own wait step first
             states = states[1:]
-        return "answer" if states == ["understand", "execute", "interpret"] else "answer_debugged"
+        return ("answer" if states == ["understand", "execute", "interpret", "verify"]
+                else "answer_debugged")
     return r.state
 
 

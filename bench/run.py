@@ -5,7 +5,8 @@
     python -m bench.run --quick               # small sizes for development; docs untouched
 
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
-at 11M valuation rows), slack (Slack under load), eval (eval throughput). Each result is kept
+at 11M valuation rows), slack (Slack under load), eval (eval throughput), verify (answer
+verification: false rejections, catches, step time). Each result is kept
 in bench/.cache/results.json, so `--only` refreshes one section of the document and keeps
 the others. Exit status 1 when any target was missed (the figures are written regardless).
 """
@@ -26,7 +27,7 @@ from bench.common import CACHE, ROOT, machine
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = CACHE / "results.json"
-ORDER = ("overhead", "economy", "scale", "slack", "eval")
+ORDER = ("overhead", "economy", "scale", "slack", "eval", "verify")
 
 
 def _overhead(quick: bool) -> dict[str, Any]:
@@ -65,9 +66,15 @@ def _eval(quick: bool) -> dict[str, Any]:
     return eval_throughput.run(n_cases=20 if quick else 80, llm_seconds=0.2 if quick else 1.0)
 
 
+def _verify(quick: bool) -> dict[str, Any]:
+    from bench import verify
+
+    return verify.run(repeat=1 if quick else 3)
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": _overhead, "economy": _economy, "scale": _scale, "slack": _slack,
-    "eval": _eval}
+    "eval": _eval, "verify": _verify}
 
 # ------------------------------------------------------------------ rendering
 
@@ -202,8 +209,30 @@ def _render_eval(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _render_verify(r: dict[str, Any]) -> list[str]:
+    raw, best = r["verify_step_ms"], r["verify_step_ms_best_of_runs"]
+    out = [(f"- Gold answers: **{r['false_rejections']} false rejections** in "
+            f"{r['gold_answer_turns']} answered turns ({r['gold_runs']} runs of every bundled "
+            "case through `run_turn` with the gold model)."),
+           (f"- Mutated reference answers: **{r['caught']} of {r['mutants']} caught "
+            f"({r['catch_rate']:.1%})** (seed {r['seed']})."), "",
+           _row("mutation", "caught", "missed"), _row("---", "--:", "--:")]
+    for kind, d in r["by_kind"].items():
+        out.append(_row(kind, d.get("caught", 0), d.get("missed", 0)))
+    out += ["", _row("verify step, own ms", "n", "p50", "p95", "p99", "max"),
+            _row("---", "--:", "--:", "--:", "--:", "--:"),
+            _row("each turn, every run (raw)", raw["n"], raw["p50"], raw["p95"], raw["p99"],
+                 raw["max"]),
+            _row("each turn's fastest run", best["n"], best["p50"], best["p95"], best["p99"],
+                 best["max"])]
+    if r["missed"]:
+        out += ["", "Missed: " + "; ".join(f"{m['case']} ({m['kind']}): “{m['mutant']}”"
+                                           for m in r["missed"][:5])]
+    return out
+
+
 RENDER = {"overhead": _render_overhead, "economy": _render_economy, "scale": _render_scale,
-          "slack": _render_slack, "eval": _render_eval}
+          "slack": _render_slack, "eval": _render_eval, "verify": _render_verify}
 
 
 def _ok(flag: bool | None) -> str:
@@ -247,6 +276,15 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                          f"{x['mentions']} once, {x['total_s']} s total"),
                          _ok(met.get(f"workers_{x['workers']}"))))
         return rows
+    if name == "verify":
+        return [("verify: 0 false rejections on gold answers", str(r["false_rejections"]),
+                 _ok(met.get("false_rejections"))),
+                ("verify: ≥ 99 % of ≥ 200 mutated answers caught",
+                 f"{r['caught']}/{r['mutants']} ({r['catch_rate']:.1%})",
+                 _ok(met.get("catch_rate"))),
+                ("verify step p95 ≤ 2 ms",
+                 (f"{r['verify_step_ms_best_of_runs']['p95']} ms (fastest run per turn; "
+                  f"raw {r['verify_step_ms']['p95']} ms)"), _ok(met.get("p95_ms")))]
     if name == "eval":
         at = {x["concurrency"]: x for x in r["runs"]}
         if 1 in at and 8 in at:

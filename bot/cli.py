@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.config import ConfigError, load_config
 from states.ports import QueryError, TurnResult
+from states.verify import MARKS
 
 SLACK_HINT = ("Slack is not connected: put SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode) or "
               "SLACK_SIGNING_SECRET (HTTP) in .env to answer in Slack; see README "
@@ -59,6 +60,7 @@ def result_json(r: TurnResult) -> dict[str, Any]:
         "clarification": r.clarification, "options": r.options, "trace_id": r.trace_id,
         "llm_calls": r.llm_calls, "timings_ms": r.timings_ms, "error_kind": r.error_kind,
         "refused": r.refused, "truncated": r.truncated, "as_of": r.as_of,
+        "verification": r.verification,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
     }
 
@@ -78,7 +80,8 @@ def print_result(r: TurnResult, out=sys.stdout) -> None:
         secs = r.timings_ms.get("total", 0) / 1000
         n = len(r.rows)
         print(f"\n(data as of {r.as_of or 'unknown'}; {n} row{'' if n == 1 else 's'}"
-              f"{' (truncated)' if r.truncated else ''}; {secs:.1f}s)", file=out)
+              f"{' (truncated)' if r.truncated else ''}; {secs:.1f}s"
+              f"{'; ' + MARKS[r.verification] if r.verification in MARKS else ''})", file=out)
 
 
 def exit_code(r: TurnResult) -> int:

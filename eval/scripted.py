@@ -1,69 +1,102 @@
 """Scripted replay models whose right and wrong answers are known: they check the harness.
 
-Each is the gold replay model (eval/gold.py) with one known fault, selected with
+Each is the gold replay model (eval/gold.py) with one known fault or style, selected with
 `fundbot eval --model replay:<name>`:
 
-- `wrong-numbers`: the reference SQL, but the first figure of every answer misstated
-  ("$336.5M" for $236.5M). Its results all match; only answer accuracy can catch it.
+- `wrong-numbers`: reads the right tables but computes every amount 10 % too high
+  (`ROUND(x * 1.1, 2)` over the reference query) and describes its own result faithfully.
+  Verify cannot object (the prose matches the rows); execution and answer accuracy must.
+- `wrong-20pct`: gold on four cases in five; on a fixed fifth of the cases (by id) it is
+  `wrong-numbers`. The model to compare gold against.
 - `hard-coded`: instead of querying the tables, it types the sample's reference result in
   as literals (`SELECT * FROM (VALUES ...)`). Right on the sample warehouse, wrong on any
   seeded variant: `--variants` catches it.
-- `wrong-20pct`: gold on four cases in five; on a fixed fifth of the cases (by id) it
-  misstates figures like `wrong-numbers`. The model to compare gold against.
 - `minimal`: a right but minimal answer: the reference query cut down to its important
-  columns (just the sector, just the names of a top-N list). It must pass every case.
+  columns (just the sector, just the names of a top-N list), answered by listing them. It
+  must pass every case.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from eval.gold import GoldLLM
+from eval.gold import GoldLLM, parse_result_table, plain_answer
+from eval.metrics import important_columns, is_key
 from states.ports import LLMReply, ToolCall
 
-_DIGITS = re.compile(r"\d")
+WRONG_FACTOR = 1.1
 
 
-def misstate(text: str) -> str:
-    """The text with the first digit of its first figure changed (2 -> 3, 9 -> 1): one
-    amount, count, percentage or multiple now wrong (years and dates are left alone)."""
-    from states import values as V
-
-    for fig in V.figures(text or ""):
-        if fig.kind in (V.MONEY, V.NUMBER, V.PERCENT, V.MULTIPLE) and not fig.is_year:
-            m = _DIGITS.search(text, fig.start, fig.end)
-            if m:
-                d = int(m.group())
-                return text[:m.start()] + str(d % 9 + 1) + text[m.end():]
-    return text
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
-class WrongNumbers(GoldLLM):
-    model = "replay:wrong-numbers"
+class _Rewriting(GoldLLM):
+    """Gold, with the understand call's SQL rewritten from the turn's reference result."""
 
-    def wrong(self) -> bool:
+    def __init__(self, case: Any) -> None:
+        super().__init__(case)
+        self.expected: Any = None  # the runner sets this: the turn's reference results
+
+    def rewrite(self) -> bool:
         return True
+
+    def sql(self, columns: list[str], rows: list[tuple]) -> str:
+        raise NotImplementedError
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
                  tool_choice: str | None = None) -> LLMReply:
+        ref = self.expected.refs[0] if self.expected and self.expected.refs else None
+        if not self.rewrite() or ref is None or ref.error:
+            return super().complete(messages, tools, tool_choice)
+        if tools is None:  # describe the result it was shown, not the reference
+            table = parse_result_table(str(messages[-1].get("content") or ""))
+            self.expected_answer = None
+            if table is not None:
+                return self._text(messages, self.describe(*table))
         reply = super().complete(messages, tools, tool_choice)
-        if tools is None and reply.content and self.wrong():
-            return self._text(messages, misstate(reply.content))
+        if reply.tool_calls:
+            args = json.dumps({"sql": self.sql(list(ref.columns), list(ref.rows))})
+            return LLMReply(content=None, tool_calls=[ToolCall("replay-1", "sql_query", args)],
+                            usage=reply.usage, model=self.model, finish_reason="tool_calls")
         return reply
+
+    def describe(self, columns: list[str], rows: list[tuple]) -> str:
+        spec = self._spec()
+        try:
+            from eval.gold import reference_answer
+
+            return reference_answer(spec, columns, rows)
+        except KeyError:  # a template naming columns this result does not have
+            return plain_answer(spec, columns, rows)
+
+
+class WrongNumbers(_Rewriting):
+    model = "replay:wrong-numbers"
+
+    def sql(self, columns: list[str], rows: list[tuple]) -> str:
+        def number(v: Any) -> bool:
+            return isinstance(v, (int, float, Decimal)) and not isinstance(v, bool)
+
+        numeric = {i for i, c in enumerate(columns) if not is_key(c)
+                   and any(number(r[i]) for r in rows)
+                   and all(number(r[i]) for r in rows if r[i] is not None)}
+        cols = ", ".join(f"ROUND(t.{_quote(c)} * {WRONG_FACTOR}, 2) AS {_quote(c)}"
+                         if i in numeric else f"t.{_quote(c)}" for i, c in enumerate(columns))
+        return f"SELECT {cols} FROM ({self._spec().sql}) AS t"
 
 
 class WrongShare(WrongNumbers):
-    """Wrong numbers on a fixed fifth of the cases."""
+    """`wrong-numbers` on a fixed fifth of the cases, gold on the rest."""
 
     model = "replay:wrong-20pct"
     share = 5  # one case in `share`
 
-    def wrong(self) -> bool:
+    def rewrite(self) -> bool:
         h = int(hashlib.sha256(self.case.id.encode()).hexdigest(), 16)
         return h % self.share == 0
 
@@ -82,52 +115,35 @@ def _literal(v: Any) -> str:
 
 def literal_sql(columns: list[str], rows: list[tuple]) -> str:
     """A query that returns `rows` without reading any table."""
-    cols = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    cols = ", ".join(_quote(c) for c in columns)
     if not rows:
-        return f"SELECT * FROM (VALUES ({', '.join('NULL' for _ in columns)})) AS t({cols}) " \
-               "WHERE FALSE"
+        nulls = ", ".join("NULL" for _ in columns)
+        return f"SELECT * FROM (VALUES ({nulls})) AS t({cols}) WHERE FALSE"
     values = ", ".join("(" + ", ".join(_literal(v) for v in r) + ")" for r in rows)
     return f"SELECT * FROM (VALUES {values}) AS t({cols})"
 
 
-class HardCoded(GoldLLM):
+class HardCoded(_Rewriting):
     model = "replay:hard-coded"
 
-    def __init__(self, case: Any) -> None:
-        super().__init__(case)
-        self.expected: Any = None  # the runner sets this: the turn's reference results
-
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-                 tool_choice: str | None = None) -> LLMReply:
-        reply = super().complete(messages, tools, tool_choice)
-        ref = self.expected.refs[0] if self.expected and self.expected.refs else None
-        if reply.tool_calls and ref is not None and not ref.error:
-            args = json.dumps({"sql": literal_sql(ref.columns, ref.rows)})
-            return LLMReply(content=None, tool_calls=[ToolCall("hard-1", "sql_query", args)],
-                            usage=reply.usage, model=self.model, finish_reason="tool_calls")
-        return reply
+    def sql(self, columns: list[str], rows: list[tuple]) -> str:
+        return literal_sql(columns, rows)
 
 
-class Minimal(HardCoded):
+class Minimal(_Rewriting):
     """Selects only the reference's important columns (labels and keys left out)."""
 
     model = "replay:minimal"
 
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-                 tool_choice: str | None = None) -> LLMReply:
-        reply = GoldLLM.complete(self, messages, tools, tool_choice)
-        ref = self.expected.refs[0] if self.expected and self.expected.refs else None
-        if reply.tool_calls and ref is not None and not ref.error:
-            from eval.metrics import important_columns
+    def sql(self, columns: list[str], rows: list[tuple]) -> str:
+        spec = self._spec()
+        keep = important_columns(columns, spec.value_columns)
+        cols = ", ".join(f"t.{_quote(columns[i])}" for i in keep)
+        return f"SELECT {cols} FROM ({spec.sql}) AS t"
 
-            spec = self._spec()
-            keep = important_columns(ref.columns, spec.value_columns)
-            cols = ", ".join('t."' + ref.columns[i].replace('"', '""') + '"' for i in keep)
-            args = json.dumps({"sql": f"SELECT {cols} FROM ({spec.sql}) AS t"})
-            return LLMReply(content=None, tool_calls=[ToolCall("min-1", "sql_query", args)],
-                            usage=reply.usage, model=self.model, finish_reason="tool_calls")
-        return reply
+    def describe(self, columns: list[str], rows: list[tuple]) -> str:
+        return plain_answer(self._spec(), columns, rows)
 
 
-REPLAYS = {"wrong-numbers": WrongNumbers, "hard-coded": HardCoded, "wrong-20pct": WrongShare,
+REPLAYS = {"wrong-numbers": WrongNumbers, "wrong-20pct": WrongShare, "hard-coded": HardCoded,
            "minimal": Minimal}

@@ -48,6 +48,9 @@ class TurnContext:
     error_kind: str | None = None
     refused: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    verify_rounds: int = 0  # answers verify has checked this turn
+    rejected: list[Any] = field(default_factory=list)  # verify.Check the last answer failed
+    verification: str = ""  # verified | revised | replaced ("" when nothing was checked)
 
     # --------------------------------------------------------------- helpers
     @property

@@ -7,6 +7,7 @@ import time
 from states.context import TurnContext
 from states.ports import LLMError
 from states.prompts import facts_block, result_table
+from states.verify import feedback as verify_feedback
 
 MAX_ANSWER_CHARS = 3000
 
@@ -28,10 +29,14 @@ def run(ctx: TurnContext) -> str:
     user = (f"Question: {ctx.question}\n" + (f"{facts}\n" if facts else "")
             + f"\nSQL:\n```sql\n{ctx.sql}\n```\n\nResult ({len(ctx.result.rows)} rows):\n"
             + result_table(ctx.result, ctx.deps.limits.llm_rows))
+    retry = bool(ctx.rejected)
+    if retry:  # verify sent the answer back: say exactly what did not match
+        user += (f"\n\nYour previous answer was:\n{ctx.answer}\n\n"
+                 + verify_feedback(ctx.rejected))
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     ctx.time("prompt", t0)
     try:
-        reply = ctx.call_llm("interpret", messages)
+        reply = ctx.call_llm("reinterpret" if retry else "interpret", messages)
         text = (reply.content or "").strip()
         problem = "" if text else "the language model sent an empty summary"
     except LLMError as exc:

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 
 from transitions import Machine, MachineError
 
-from states import clarify, debug, execute, interpret, understand
+from states import clarify, debug, execute, interpret, replace, understand, verify
 from states.context import TurnContext
 from states.ports import (
     LLM,
@@ -36,6 +36,8 @@ class S(enum.StrEnum):
     EXECUTE = "execute"
     DEBUG = "debug"
     INTERPRET = "interpret"
+    VERIFY = "verify"
+    REPLACE = "replace"
     ANSWERED = "answered"
     FAILED = "failed"
 
@@ -57,7 +59,11 @@ TRANSITIONS: list[tuple[str, S, S, str | None]] = [
     ("sql", S.DEBUG, S.EXECUTE, None),
     ("keep", S.DEBUG, S.INTERPRET, None),  # the model says the empty result is right
     ("fail", S.DEBUG, S.FAILED, None),
-    ("done", S.INTERPRET, S.ANSWERED, None),
+    ("done", S.INTERPRET, S.VERIFY, None),
+    ("ok", S.VERIFY, S.ANSWERED, None),
+    ("reject", S.VERIFY, S.INTERPRET, "can_reinterpret"),  # once, told what failed
+    ("reject", S.VERIFY, S.REPLACE, None),  # the rows themselves, summary withheld
+    ("done", S.REPLACE, S.ANSWERED, None),
 ]
 
 TERMINAL = {S.ANSWERED, S.FAILED}
@@ -68,6 +74,8 @@ HANDLERS = {
     S.EXECUTE: execute.run,
     S.DEBUG: debug.run,
     S.INTERPRET: interpret.run,
+    S.VERIFY: verify.run,
+    S.REPLACE: replace.run,
 }
 
 
@@ -88,6 +96,9 @@ class Flow:
 
     def can_debug_empty(self) -> bool:
         return not self.ctx.empty_debugged and self.can_debug()
+
+    def can_reinterpret(self) -> bool:
+        return self.ctx.verify_rounds <= verify.REINTERPRET_ROUNDS
 
     def can_clarify(self) -> bool:
         pending = self.ctx.conv.pending
@@ -235,5 +246,5 @@ def _finish(ctx: TurnContext, state: S, t_start: float, waiting: Pending | None)
         prompt_tokens=sum(c.prompt_tokens for c in ctx.trace.llm_calls),
         completion_tokens=sum(c.completion_tokens for c in ctx.trace.llm_calls),
         timings_ms=timings, error_kind=ctx.error_kind, refused=ctx.refused,
-        as_of=ctx.deps.warehouse.catalog.as_of,
+        as_of=ctx.deps.warehouse.catalog.as_of, verification=ctx.verification,
     )

@@ -227,6 +227,9 @@ class Trace:
     final_state: str = ""
     answer: str = ""
     error: str = ""
+    # verify: per answer checked, {"round", "answer", "checks": [{figure, kind, verdict,
+    # support}], "verdict"}
+    verify: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -295,3 +298,6 @@ class TurnResult:
     error_kind: str | None = None  # failed turns: empty, too_long, llm, sql, clarify, internal
     refused: bool = False  # answered without SQL: the question is outside the data
     as_of: str = ""
+    # verified: every figure checked against the data; revised: so, on the second try;
+    # replaced: the summary was withheld and the result's values posted; "": not checked
+    verification: str = ""

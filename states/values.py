@@ -34,6 +34,12 @@ from dateutil import parser as dateparser
 
 from schemas.dictionaries import strip_legal, tokenize
 
+
+@functools.lru_cache(maxsize=256)
+def _tokens(text: str) -> tuple[tuple[str, int, int], ...]:
+    """The dictionaries' words of a text, kept for the texts read again (answer, question)."""
+    return tuple(tokenize(text))
+
 # ----------------------------------------------------------------------- figures
 
 MONEY, NUMBER, PERCENT, MULTIPLE = "money", "number", "percent", "multiple"
@@ -57,13 +63,36 @@ class Figure:
     resolution: float = 1.0
     first: date | None = None
     last: date | None = None
+    counts: bool = False  # followed by what it counts ("2025 exits"): not a year
+    hedge: str = ""  # "about" ("roughly $240M"), "over" ("more than $200M"), "under"
+
+    @functools.cached_property
+    def ranges(self) -> tuple[tuple[float, float], ...]:
+        """The values this number may stand for, as closed intervals (see number_matches)."""
+        if self.value is None:
+            return ()
+        pairs = [(self.value, self.resolution)]
+        if self.kind == PERCENT:
+            pairs.append((self.value / 100, self.resolution / 100))
+        out = []
+        for value, res in pairs:
+            half = res / 2 * (1 + 1e-9) + 1e-12
+            out.append((value - half, value + half))
+            size = abs(value)
+            if self.hedge == "about":
+                out.append((value - size * HEDGE_SLACK, value + size * HEDGE_SLACK))
+            elif self.hedge == "over":
+                out.append((value, value + size * BOUND_SLACK))
+            elif self.hedge == "under":
+                out.append((value - size * BOUND_SLACK, value))
+        return tuple(out)
 
     @property
     def is_year(self) -> bool:
-        """A bare four-digit number that reads as a year (1900-2100)."""
+        """A bare four-digit number that reads as a year (1900-2100), not as a count."""
         return (self.kind == NUMBER and self.resolution == 1.0 and self.value is not None
                 and self.value.is_integer() and 1900 <= self.value <= 2100
-                and re.fullmatch(r"\d{4}", self.text) is not None)
+                and not self.counts and re.fullmatch(r"\d{4}", self.text) is not None)
 
 
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -138,16 +167,57 @@ def _number_figure(m: re.Match, text: str) -> Figure | None:
         kind = MONEY  # "1.2 mln", "850K": scaled amounts are money in this domain
     else:
         kind = NUMBER
-    return Figure(m.group().strip(), m.start(), m.end(), kind, value, resolution)
+    nxt = _NEXT_WORD.match(text, m.end())
+    counts = bool(nxt and nxt[1].islower() and nxt[1] not in _AFTER_A_YEAR)
+    before = text[max(0, m.start() - 24):m.start()]
+    hedge = next((h for h, pattern in _HEDGES if pattern.search(before)), "")
+    return Figure(m.group().strip(), m.start(), m.end(), kind, value, resolution,
+                  counts=counts, hedge=hedge)
+
+
+_HEDGES = [(h, re.compile(rf"(?:{words})\s*$", re.IGNORECASE)) for h, words in (
+    ("about", r"\babout|\baround|\broughly|\bapproximately|\bapprox\.?|\bnearly|\balmost"
+              r"|\bclose to|\bsome|~|≈"),
+    ("over", r"\bover|\bmore than|\babove|\bat least|\bexceeding|\bin excess of"),
+    ("under", r"\bunder|\bless than|\bbelow|\bat most"))]
+HEDGE_SLACK = 0.05  # "about $240M" may stand for anything within 5 %
+BOUND_SLACK = 0.25  # "over $200M" for up to $250M; beyond that it says too little
+
+
+_NEXT_WORD = re.compile(r" ([^\W\d_]+)")
+# Words that may follow a year ("in 2025 we", "2024 was"); any other lower-case word after a
+# number says what it counts ("2025 exits", "2026 each").
+_AFTER_A_YEAR = frozenset("""
+we our us i you it its they their there the a an this that these those and or but so then
+was were is are has have had be been will would did do does for from of in on at by to
+through until till vs versus compared when while with as after before since alone only
+onwards onward ytd q1 q2 q3 q4 h1 h2 vintage figures numbers values data
+""".split())
+
+
+class _Spans:
+    """Character spans already read, as a mask: O(1) to ask whether a span is free."""
+
+    def __init__(self, n: int, spans: Iterable[tuple[int, int]] = ()) -> None:
+        self.mask = bytearray(n + 1)
+        for s, e in spans:
+            self.add(s, e)
+
+    def add(self, s: int, e: int) -> None:
+        self.mask[s:e] = b"\x01" * (e - s)
+
+    def free(self, s: int, e: int) -> bool:
+        return not any(self.mask[s:e])
+
+    def __contains__(self, pos: int) -> bool:
+        return bool(self.mask[pos])
 
 
 def figures(text: str, skip: Sequence[tuple[int, int]] = ()) -> list[Figure]:
     """Every figure in `text`, in order, outside the `skip` spans (names already read)."""
-    taken = sorted(skip)
+    taken = _Spans(len(text), skip)
     out: list[Figure] = []
-
-    def free(a: int, b: int) -> bool:
-        return not any(a < e and s < b for s, e in taken)
+    free = taken.free
 
     for pattern, kind in _DATES:
         for m in pattern.finditer(text):
@@ -155,7 +225,7 @@ def figures(text: str, skip: Sequence[tuple[int, int]] = ()) -> list[Figure]:
                 fig = _date_figure(m, kind)
                 if fig:
                     out.append(fig)
-                    taken.append((m.start(), m.end()))
+                    taken.add(m.start(), m.end())
     for m in _NUMBER.finditer(text):
         if free(m.start(), m.end()):
             fig = _number_figure(m, text)
@@ -202,16 +272,9 @@ def number_matches(fig: Figure, v: float) -> bool:
     (3.6254 is shown as 3.625 and may be written "3.62x"). A percentage matches both the
     value as written (12.5) and as a fraction (0.125).
     """
-    if fig.value is None:
-        return False
-    pairs = [(fig.value, fig.resolution)]
-    if fig.kind == PERCENT:
-        pairs.append((fig.value / 100, fig.resolution / 100))
-    for target in {v, _shown(v)}:
-        for value, res in pairs:
-            if abs(value - target) <= res / 2 * (1 + 1e-9) + 1e-12:
-                return True
-    return False
+    ranges = fig.ranges
+    shown = _shown(v)
+    return any(lo <= v <= hi or lo <= shown <= hi for lo, hi in ranges)
 
 
 def date_matches(fig: Figure, d: date) -> bool:
@@ -282,7 +345,7 @@ class Mention:
     end: int
 
 
-def _capitalised_neighbour(text: str, tokens: list[tuple[str, int, int]], i: int,
+def _capitalised_neighbour(text: str, tokens: Sequence[tuple[str, int, int]], i: int,
                            j: int) -> bool:
     """Whether tokens[i:j] is glued by a single space to a capitalised word."""
     for k, gap in ((i - 1, (tokens[i - 1][2], tokens[i][1]) if i > 0 else None),
@@ -297,19 +360,22 @@ def _capitalised_neighbour(text: str, tokens: list[tuple[str, int, int]], i: int
     return False
 
 
-def find_names(text: str, names: Iterable[str], tokens: list | None = None) -> list[Mention]:
+def find_names(text: str, names: Iterable[str], tokens: Sequence | None = None
+               ) -> list[Mention]:
     """Where each known name is mentioned: whole words, case- and accent-insensitive, with
     or without its legal suffix, plural allowed; longer names first, each word used once;
     a mention glued to another capitalised word is part of a longer name and not counted."""
-    tokens = tokenize(text) if tokens is None else tokens
+    tokens = _tokens(text) if tokens is None else tokens
     words = [w for w, _, _ in tokens]
+    at: dict[str, list[int]] = {}
+    for i, w in enumerate(words):
+        at.setdefault(w, []).append(i)
     candidates = []
     for name in {n for n in names if n and n.strip()}:
         for form in name_forms(name):
             n = len(form)
-            first = form[0]
-            for i, w in enumerate(words):
-                if w == first and tuple(words[i:i + n]) == form:
+            for i in at.get(form[0], ()):
+                if tuple(words[i:i + n]) == form:
                     candidates.append((n, i, name))
     used = [False] * len(words)
     out = []
@@ -320,7 +386,10 @@ def find_names(text: str, names: Iterable[str], tokens: list | None = None) -> l
             used[k] = True
         if _capitalised_neighbour(text, tokens, i, i + n):
             continue
-        out.append(Mention(name, tokens[i][1], tokens[i + n - 1][2]))
+        end = tokens[i + n - 1][2]
+        if name.endswith(".") and text[end:end + 1] == "." and n == len(tokenize(name)):
+            end += 1  # "Databricks, Inc." keeps its dot: it ends no sentence
+        out.append(Mention(name, tokens[i][1], end))
     return sorted(out, key=lambda m: m.start)
 
 
@@ -330,6 +399,8 @@ def find_names(text: str, names: Iterable[str], tokens: list | None = None) -> l
 # clauses, bullets and line breaks. A figure belongs with the names in its own clause.
 _BREAK = re.compile(r"[.!?](?=\s|$)|;|,(?=\s)|\n|\s(?:and|while|whereas|but|vs\.?|versus)\s"
                     r"|\s[-–—•]\s")
+_GLUE = re.compile(r"\s*[:(,]?\s*")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
 
 @dataclass
@@ -340,6 +411,8 @@ class Reading:
     figures: list[Figure]
     names: list[Mention]
     breaks: list[int] = field(default_factory=list)  # clause boundaries, sorted
+    sentence_ends: list[int] = field(default_factory=list)
+    _by_clause: dict[int, set[str]] | None = field(default=None, repr=False)
 
     def clause(self, pos: int) -> int:
         """The index of the clause holding character `pos`."""
@@ -347,21 +420,39 @@ class Reading:
 
     def names_near(self, fig: Figure) -> set[str]:
         """The known names mentioned in the figure's clause."""
-        c = self.clause(fig.start)
-        return {m.name for m in self.names if self.clause(m.start) == c}
+        if self._by_clause is None:
+            self._by_clause = {}
+            for m in self.names:
+                self._by_clause.setdefault(self.clause(m.start), set()).add(m.name)
+        return self._by_clause.get(self.clause(fig.start), set())
+
+    def names_in_sentence(self, fig: Figure) -> set[str]:
+        """The known names mentioned in the figure's sentence."""
+        s = bisect.bisect_right(self.sentence_ends, fig.start)
+        return {m.name for m in self.names
+                if bisect.bisect_right(self.sentence_ends, m.start) == s}
+
+    def after_name(self, fig: Figure) -> str | None:
+        """The name written right before the figure ("Fintech 12", "Fund I: 3"), if any."""
+        k = bisect.bisect_right([m.end for m in self.names], fig.start) - 1
+        if k >= 0 and _GLUE.fullmatch(self.text, self.names[k].end, fig.start):
+            return self.names[k].name
+        return None
 
 
 def read(text: str, names: Iterable[str] = ()) -> Reading:
     """Figures, mentions of the known `names`, and clause boundaries of `text`."""
     text = text or ""
-    tokens = tokenize(text)
+    tokens = _tokens(text)
     mentions = find_names(text, names, tokens)
     spans = [(m.start, m.end) for m in mentions]
     figs = figures(text, spans)
-    blocked = spans + [(f.start, f.end) for f in figs]  # "Inc." or "3.5" is no sentence end
-    breaks = [m.start() for m in _BREAK.finditer(text)
-              if not any(s <= m.start() < e for s, e in blocked)]
-    return Reading(text, figs, mentions, breaks)
+    blocked = _Spans(len(text), spans + [(f.start, f.end) for f in figs])  # "Inc.", "3.5"
+
+    def free(pattern: re.Pattern) -> list[int]:
+        return [m.start() for m in pattern.finditer(text) if m.start() not in blocked]
+
+    return Reading(text, figs, mentions, free(_BREAK), free(_SENTENCE_END))
 
 
 # ------------------------------------------------------------------------- recall

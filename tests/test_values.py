@@ -54,6 +54,10 @@ STATES = [
     (0.125, "That is 12.5 % of the fund.", "That is 12.6 % of the fund."),
     (0.9, "90.0 percent is invested.", "80.0 percent is invested."),
     (-1_500_000, "The value fell by -$1.5M.", "The value fell by $1.5M."),
+    # a writer who says the figure is rounded
+    (236_512_345, "We invested about $240M.", "We invested about $260M."),
+    (236_512_345, "We invested more than $200M.", "We invested more than $240M."),
+    (236_512_345, "We invested less than $250M.", "We invested less than $230M."),
     # names: case, accents, possessive, legal suffix, not a prefix of another name
     ("Databricks, Inc.", "databricks is worth $1.2B.", "Databrick Systems is worth $1.2B."),
     ("Fund II", "Fund II's MOIC is 3.62x.", "Fund III's MOIC is 3.62x."),
