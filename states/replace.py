@@ -7,7 +7,7 @@ from typing import Any
 
 from states.context import TurnContext
 from states.prompts import fmt_value
-from states.verify import is_key
+from states.support import is_key
 
 MAX_ROWS = 10  # rows spelled out in the sentence; the table beneath shows the rest
 

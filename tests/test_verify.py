@@ -166,6 +166,21 @@ def test_dates_years_and_names_from_question_sql_and_facts():
         == {"supported"}
 
 
+def test_a_follow_up_may_repeat_a_figure_the_thread_already_gave():
+    e = ev(question="And what is it worth now?", columns=["current_value"],
+           rows=[(2_840_000_000,)], thread=["How much did we invest in Databricks?",
+                                           "We invested $236.5M in Databricks, Inc."])
+    assert bad("It is worth $2.84B, up from the $236.5M we invested.", **{
+        k: getattr(e, k) for k in ("question", "columns", "rows", "thread")}) == []
+    assert bad("It is worth $2.84B, up from the $263.5M we invested.", **{
+        k: getattr(e, k) for k in ("question", "columns", "rows", "thread")}) == ["$263.5M"]
+
+
+def test_cells_the_model_was_not_shown_support_nothing():
+    assert bad("Fund III invested $630.0M.", shown=2) == ["$630.0M"]
+    assert bad("Fund III invested $630.0M.", shown=3) == []
+
+
 def test_counts_the_question_spells_out_or_the_sql_limits():
     e = ev(question="What are our five largest funds?", sql=SQL + " LIMIT 3")
     assert [c.figure for c in check("The 5 largest, of which 3 are shown.", e)
