@@ -13,7 +13,6 @@ whole row of a large total. NULL is its own value.
 
 from __future__ import annotations
 
-import calendar
 import itertools
 import math
 import re
@@ -35,9 +34,6 @@ from states.values import number as _number
 
 # Decimal places of a float beyond this are noise of the float itself (sums in another order).
 MAX_PLACES = 9
-# Numbers in prose match when the value rounds to what is written ("$12.3M" for 12,34x,xxx),
-# with this much relative slack on top for writers who truncate instead of rounding.
-TEXT_REL_TOL = 1e-3
 
 Value = str | int | float  # an important value as stored in the cases (dates as ISO strings)
 
@@ -249,39 +245,6 @@ def same_number(a: float, b: float, places_a: int = MAX_PLACES,
     return abs(a - b) <= 0.5 * 10.0 ** -p * (1 + 1e-9) + 1e-12 * max(abs(a), abs(b))
 
 
-_LEGAL = re.compile(
-    r"[,\s]+(inc|incorporated|llc|l\.l\.c|ltd|limited|corp|corporation|co|gmbh|ag|sa|sas|"
-    r"se|plc|bv|nv|ab|oy|as|pty|kk|srl|spa)\.?$", re.IGNORECASE)
-
-
-def _fold(text: str) -> str:
-    """Lower-case words separated by single spaces; punctuation dropped."""
-    return " ".join(re.findall(r"[\w]+", text.casefold()))
-
-
-def _core_name(s: str) -> str:
-    """A name without its legal suffix: 'Databricks, Inc.' -> 'databricks'."""
-    prev = None
-    while prev != s:
-        prev, s = s, _LEGAL.sub("", s).strip()
-    return _fold(s)
-
-
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-
-
-def _date_spellings(iso: str) -> list[str]:
-    m = _ISO_DATE.match(iso)
-    if not m:
-        return []
-    y, mo, d = int(m[1]), int(m[2]), int(m[3])
-    if not 1 <= mo <= 12:
-        return []
-    full, abbr = calendar.month_name[mo], calendar.month_abbr[mo]
-    return [_fold(s) for s in (f"{full} {d}, {y}", f"{abbr} {d}, {y}", f"{d} {full} {y}",
-                                f"{d} {abbr} {y}")]
-
-
 def cell_has(value: Value, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> bool:
     """Whether some cell of the result equals `value` (strings case-insensitively)."""
     num = _number(value)
@@ -317,63 +280,14 @@ def _plain_number(s: str) -> float | None:
         return None
 
 
-# -------------------------------------------------------------- numbers in prose
+# ------------------------------------------------------------------ values in prose
 
 
-@dataclass(frozen=True)
-class TextNumber:
-    value: float
-    resolution: float  # the unit of the last digit written: 0.1e6 for "$12.3M"
-    percent: bool = False
-
-
-_SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mm": 1e6, "mn": 1e6, "million": 1e6,
-          "b": 1e9, "bn": 1e9, "billion": 1e9, "t": 1e12, "tn": 1e12, "trillion": 1e12}
-_NUMBER = re.compile(
-    r"(?<![\w.])(?P<neg>[-−–](?=[$€£]?\d))?(?P<cur>[$€£])?\s?"
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
-    r"(?:\s?(?P<suf>%|percent\b|per cent\b|x\b|"
-    r"(?:thousand|million|billion|trillion|mm|mn|bn|tn|k|m|b|t)\b))?",
-    re.IGNORECASE,
-)
-
-
-def parse_numbers(text: str) -> list[TextNumber]:
-    """Every number written in `text`, with its scale: "$1.2M", "1,200,000", "12.5%", "850K"."""
-    out = []
-    for m in _NUMBER.finditer(text or ""):
-        digits = m["num"].replace(",", "")
-        decimals = len(digits.split(".")[1]) if "." in digits else 0
-        suf = (m["suf"] or "").lower()
-        scale = _SCALE.get(suf, 1.0)
-        value = float(digits) * scale
-        if m["neg"]:  # "(5M)" is not negated: in prose, brackets are asides, not accounting
-            value = -value
-        out.append(TextNumber(value, scale * 10.0 ** -decimals,
-                              percent=suf in ("%", "percent", "per cent")))
-    return out
-
-
-def _text_number_matches(n: TextNumber, v: float, rel: float = TEXT_REL_TOL) -> bool:
-    candidates = [n.value, n.value / 100.0] if n.percent else [n.value]
-    res = [n.resolution, n.resolution / 100.0] if n.percent else [n.resolution]
-    return any(abs(c - v) <= max(r / 2 * (1 + 1e-9), abs(v) * rel)
-               for c, r in zip(candidates, res, strict=True))
-
-
-def text_has(value: Value, text: str, numbers: list[TextNumber] | None = None) -> bool:
-    """Whether prose mentions `value`: a number in any usual format, a string or date
-    case-insensitively (names also without their legal suffix)."""
-    if not text:
-        return False
-    num = _number(value)
-    if num is not None:
-        numbers = parse_numbers(text) if numbers is None else numbers
-        return any(_text_number_matches(n, num) for n in numbers)
-    s = str(value).strip()
-    folded = f" {_fold(text)} "
-    options = {_fold(s), _core_name(s), *_date_spellings(s)}
-    return any(o and f" {o} " in folded for o in options)
+def text_has(value: Value, text: str) -> bool:
+    """Whether prose states `value`, read by the one value matcher (`states.values`): a
+    number in any usual format and rounding, a date in any usual spelling, a name as a whole
+    mention with or without its legal suffix."""
+    return bool(text) and V.states(value, text)
 
 
 # ---------------------------------------------------------------- value recall
@@ -389,11 +303,11 @@ def value_recall(values: Sequence[Value], columns: Sequence[str] | None = None,
     """
     if not values:
         return None, []
-    numbers = parse_numbers(text) if text else []
+    reading = V.read(text, [str(v) for v in values if V.is_name(v)]) if text else None
     missed = []
     for v in values:
         hit = bool(rows) and cell_has(v, columns or [], rows)
-        hit = hit or (bool(text) and text_has(v, text or "", numbers))
+        hit = hit or (reading is not None and V.states(v, reading))
         if not hit:
             missed.append(v)
     return 1 - len(missed) / len(values), missed
