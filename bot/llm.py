@@ -76,6 +76,7 @@ class OpenAIChat:
         self.timeout_s = timeout_s
         self.retries = max(0, int(retries))
         self.temperature = temperature  # None: the server's default (reasoning models refuse 0)
+        self.seed: int | None = None  # sent when set (eval --seed), for endpoints that take one
         self.max_retry_after_s = max_retry_after_s
         self.calls = 0  # completed calls, and their usage, for benchmarks and traces
         self.usage = Usage()
@@ -120,6 +121,8 @@ class OpenAIChat:
             request["temperature"] = self.temperature
         if self.max_completion_tokens:  # the model's reply is untrusted input: bound it
             request["max_completion_tokens"] = self.max_completion_tokens
+        if self.seed is not None:
+            request["seed"] = self.seed
 
         attempts = self.retries + 1
         failure: _Failure | None = None
