@@ -182,6 +182,8 @@ padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f6f6f6}
 .fail{color:#b3261e;font-weight:600}.ok{color:#1e7a34}pre{background:#f6f8fa;padding:.6em;
 overflow:auto;white-space:pre-wrap}details{margin:.2em 0}.charts{display:flex;flex-wrap:wrap;
 gap:1.5em}svg text{font:12px system-ui,sans-serif}
+.result-row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+table.result{width:auto;font-size:.85em}img.chart{border:1px solid #eee;border-radius:6px}
 """
 
 
@@ -206,6 +208,31 @@ def _bar_chart(title: str, rows: list[tuple[str, float | None]]) -> str:
         parts.append(f'<text x="{label_w + bar_w + 6}" y="{y + 13}">{pct(v)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _result_html(t: dict[str, Any]) -> str:
+    """The turn's first rows as a table, its chart beside them."""
+    e = html.escape
+    head = "".join(f"<th>{e(str(c))}</th>" for c in t.get("columns", []))
+    body = "".join("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>"
+                   for row in t.get("rows", []))
+    more = t.get("row_count", 0) - len(t.get("rows", []))
+    table = (f"<table class='result'><tr>{head}</tr>{body}</table>"
+             + (f"<p>({more} more rows)</p>" if more > 0 else ""))
+    chart = t.get("chart") or {}
+    # embedded, so the page stays one self-contained file
+    img = (f"<img class='chart' src='data:image/png;base64,{chart['png_base64']}' "
+           f"alt='{e(chart.get('alt', ''))}' width='480'>" if chart.get("png_base64") else "")
+    return f"<div class='result-row'><div>{table}</div>{img}</div>"
+
+
+def _without_pngs(report: dict[str, Any]) -> dict[str, Any]:
+    """The report for report.json: charts keep their kind and description, the PNG stays in
+    the HTML page only."""
+    cases = [{**c, "turns": [{**t, "chart": {k: v for k, v in t["chart"].items()
+                                             if k != "png_base64"}} if t.get("chart") else t
+                             for t in c.get("turns", [])]} for c in report.get("cases", [])]
+    return {**report, "cases": cases}
 
 
 def html_page(report: dict[str, Any], failures: list[str] | None = None) -> str:
@@ -262,6 +289,8 @@ def html_page(report: dict[str, Any], failures: list[str] | None = None) -> str:
                 detail.append(f"<p>Reference: {e(t['reference_answer'])}</p>")
             if t.get("sql"):
                 detail.append(f"<pre>{e(t['sql'])}</pre>")
+            if t.get("rows") or t.get("chart"):
+                detail.append(_result_html(t))
             if t.get("reference_sql") and t.get("reference_sql") != t.get("sql"):
                 detail.append(f"<p>Reference SQL:</p><pre>{e(t['reference_sql'])}</pre>")
             if t.get("missing_values"):
@@ -314,6 +343,6 @@ def write(report: dict[str, Any], out_dir: str | Path,
     # the human reports first: report.json appearing is the sign the run is complete
     write_atomic(paths["md"], markdown(report, failures))
     write_atomic(paths["html"], html_page(report, failures))
-    write_atomic(paths["json"], json.dumps(report, indent=2, default=str, ensure_ascii=False)
-                 + "\n")
+    write_atomic(paths["json"], json.dumps(_without_pngs(report), indent=2, default=str,
+                                           ensure_ascii=False) + "\n")
     return paths

@@ -14,6 +14,7 @@ right: it states the important values and no figure in it is unbacked by the dat
 
 from __future__ import annotations
 
+import base64
 import statistics
 import time
 import traceback
@@ -24,12 +25,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from bot.chart import chart_for_result
 from eval import metrics as M
 from eval import stats
 from eval.cases import DEFAULT_TODAY, Case, TurnSpec
 from eval.progress import Progress
 from states.machine import Deps, run_turn
 from states.ports import LLM, Limits, QueryError, QueryResult, Store, TurnResult, Warehouse
+from states.prompts import jsonable
+
+SHOWN_ROWS = 10  # result rows kept per turn in the report, to show beside the chart
 
 # Metrics averaged over cases in the summary and per tag (fractions 0-1).
 QUALITY = ("table_recall", "column_recall", "table_precision", "column_precision",
@@ -175,7 +180,13 @@ def score_turn(spec: TurnSpec, r: TurnResult, ref: Reference | Expected | None, 
         "completion_tokens": r.completion_tokens, "seconds": round(seconds, 4),
         "error_kind": r.error_kind, "trace_id": r.trace_id, "verification": r.verification,
         "reference_sql": spec.sql, "reference_answer": spec.answer,
+        "rows": jsonable([list(row) for row in r.rows[:SHOWN_ROWS]]),
     }
+    if outcome == "answer":
+        chart = chart_for_result(r)
+        if chart is not None:  # report.write moves the PNG into its own file beside the report
+            rec["chart"] = {"kind": chart.spec.kind, "alt": chart.alt,
+                            "png_base64": base64.b64encode(chart.png).decode("ascii")}
     said = r.answer if outcome in ("answer", "refuse") else (r.clarification or r.answer)
     reference_text = spec.answer
     if spec.expect == "answer" and expected is not None:

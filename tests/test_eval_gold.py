@@ -212,8 +212,17 @@ def test_gold_report_files_are_readable(gold_run):
     assert "## Worst cases\n\nEvery case passed with full marks." in md
     page = (out / "report.html").read_text()
     assert page.count("<svg") >= 5 and "</html>" in page
-    # self-contained: no scripts, stylesheets or images fetched from anywhere
-    assert not re.search(r"<(script|link|img)\b|url\(|src=", page)
+    # self-contained: no scripts, stylesheets or images fetched from anywhere; the cases' charts
+    # are embedded PNGs beside their result tables, described for screen readers
+    assert not re.search(r"<(script|link)\b|url\(", page)
+    sources = re.findall(r"src='([^']*)'", page)
+    assert len(sources) >= 8 and all(s.startswith("data:image/png;base64,iVBORw0KGgo")
+                                     for s in sources)
+    alts = re.findall(r"<img class='chart' src='[^']*' alt='([^']+)'", page)
+    assert len(alts) == len(sources) and all(" chart of " in a for a in alts)
+    report = json.loads((out / "report.json").read_text())
+    charted = [t["chart"] for c in report["cases"] for t in c["turns"] if t.get("chart")]
+    assert len(charted) == len(sources) and all(set(ch) == {"kind", "alt"} for ch in charted)
     assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", page)
 
 
