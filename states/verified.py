@@ -37,6 +37,7 @@ TOP_K = 3  # examples offered to the understand prompt
 
 # Multi-word phrases first (longest first), then single words. "" drops the words: they say
 # nothing about what is asked ("so far", "right now": the newest data is the default anyway).
+# "today" stays: "invested today" is a window, not the default.
 PHRASES: dict[tuple[str, ...], str] = {
     ("how", "many"): "count", ("number", "of"): "count", ("put", "into"): "invest",
     ("put", "in"): "invest", ("this", "year"): "this_year", ("last", "year"): "last_year",
@@ -44,7 +45,7 @@ PHRASES: dict[tuple[str, ...], str] = {
     ("this", "month"): "this_month", ("last", "month"): "last_month",
     ("year", "to", "date"): "this_year", ("so", "far"): "", ("to", "date"): "",
     ("right", "now"): "", ("at", "the", "moment"): "", ("in", "total"): "",
-    ("as", "of", "today"): "", ("as", "of", "now"): "", ("most", "recent"): "latest",
+    ("as", "of", "now"): "", ("most", "recent"): "latest",
     ("still", "operating"): "status", ("still", "active"): "status",
 }
 
@@ -81,7 +82,7 @@ _FILLER = """
 a an the of in into to for on at with from and or what whats how much did do does done we our
 ours us i me my you your is was are were be been being has have had so tell please show give
 can could would will know let up total overall altogether combined amount money cash dollars
-dollar usd capital stake position ever all s which currently current now today presently
+dollar usd capital stake position ever all s which currently current now presently
 make made get
 """
 WORDS: dict[str, str] = {w: concept for concept, ws in _SYNONYMS.items() for w in ws.split()}

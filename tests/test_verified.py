@@ -219,3 +219,8 @@ def test_an_empty_result_of_a_verified_query_is_the_answer(warehouse, store):
     llm = ScriptedLLM().text("We have not exited Mimo.")  # no debug call on the empty result
     r = run_turn(_deps(warehouse, store, llm), "t5", "How did our funds exit Mimo?")
     assert r.state == "answered" and r.verified_query and r.rows == [] and r.llm_calls == 1
+
+
+def test_today_is_a_window_for_flows(warehouse):
+    assert _intent(warehouse, "How much did we invest in Mimo today?") != \
+        _intent(warehouse, "How much did we invest in Mimo?")
