@@ -110,3 +110,13 @@ def test_thumbs_up_to_verified_to_one_call_answer_to_eval(make_bot, tmp_path, mo
     assert main(["verified", "reviews", "--json"]) == 0
     (review,) = json.loads(capsys.readouterr().out)
     assert review["verified_query"] == verified.id and review["comment"] == "Counts exits too."
+
+
+def test_review_request_keeps_user_text_inert():
+    from states.ports import Slot, VerifiedQuery
+
+    q = VerifiedQuery(id=7, question="<!channel> how much in <https://x.test|Mimo>?",
+                      sql="SELECT 1", slots=[Slot("company", "A <b> & Co", swappable=True)])
+    text = json.dumps(render.review_request(q, proposed_by="U1"))
+    assert "<!channel>" not in text and "<https://x.test" not in text and "A <b>" not in text
+    assert "verified_verify" in text and "verified_retire" in text
