@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.config import ConfigError, load_config
-from states.ports import QueryError, TurnResult
+from states.ports import QueryError, StoreError, TurnResult
 
 SLACK_HINT = ("Slack is not connected: put SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode) or "
               "SLACK_SIGNING_SECRET (HTTP) in .env to answer in Slack; see README "
@@ -164,6 +164,16 @@ def cmd_db_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_db_migrate_state(args: argparse.Namespace) -> int:
+    from bot.store import copy_state, open_store
+
+    with open_store(args.source) as source, open_store(args.target) as target:
+        added = copy_state(source, target)
+    print(f"copied {source.where} -> {target.where}: "
+          + ", ".join(f"{table} {n:,}" for table, n in added.items()))
+    return EXIT_OK
+
+
 def cmd_diagram(args: argparse.Namespace) -> int:
     from states.machine import mermaid
 
@@ -172,9 +182,9 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from bot.store import SqliteStore
+    from bot.store import open_store
 
-    store = SqliteStore(load_config().state_path)
+    store = open_store(load_config().state_path)
     trace = store.get_trace(args.trace_id)
     if trace is None:
         print(f"no trace {args.trace_id!r}", file=sys.stderr)
@@ -221,6 +231,12 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--path", help="DuckDB file (default: FUNDBOT_DB or data/fund.duckdb)")
     init.add_argument("--scale", type=float, default=1.0, help="multiply the row counts")
     init.set_defaults(func=cmd_db_init)
+    mig = db.add_parser("migrate-state", help="copy every conversation, trace, event id and "
+                        "feedback row from one state store to another (SQLite path or "
+                        "postgresql:// URL); rows the target has are kept")
+    mig.add_argument("--from", dest="source", required=True)
+    mig.add_argument("--to", dest="target", required=True)
+    mig.set_defaults(func=cmd_db_migrate_state)
     sub.add_parser("diagram", help="print the state machine as Mermaid").set_defaults(
         func=cmd_diagram)
     t = sub.add_parser("trace", help="print a turn's trace")
@@ -243,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, StoreError) as exc:
         print(f"fundbot: {exc}", file=sys.stderr)
         return EXIT_REFUSED if isinstance(exc, ConfigError) else EXIT_FAILED
 

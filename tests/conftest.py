@@ -13,3 +13,29 @@ def sample_db(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("warehouse") / "fund.duckdb"
     build(str(path), scale=1.0)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL 15 server for the whole session (tests/pg_fixture.py)."""
+    from tests.pg_fixture import PgServer
+
+    server = PgServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh PostgreSQL database for one test."""
+    from tests.pg_fixture import pg_database
+
+    yield from pg_database(pg_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request, tmp_path) -> str:
+    """FUNDBOT_STATE for one test, on each back-end in turn: an SQLite file, a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "nested" / "state.sqlite3")
+    return request.getfixturevalue("pg_url")

@@ -280,3 +280,30 @@ def test_sigkill_while_writing_leaves_no_half_written_row(tmp_path):
         assert store.traces_for("w-0")
     finally:
         store.close()
+
+
+def answer_slowly(body: dict) -> fo.Reply:
+    """As answer_everything, with a pause: two processes' turns of one thread overlap."""
+    if body.get("tools"):
+        return fo.tool_call(GOOD_SQL, delay=0.05)
+    return fo.text("We hold 400 companies.", delay=0.05)
+
+
+def test_two_processes_answering_in_the_same_threads_keep_every_turn(env):
+    """Issue 10: the later save used to win a thread's history (a turn lost in 20 of 20
+    rounds). The store's turn lock now holds each thread from load to final save."""
+    fake, state = env["fake"], env["state"]
+    fake.responder = answer_slowly
+    SqliteStore(state).close()
+    turns = 10  # per process, over 5 threads both processes share
+    procs = [child(env, "busy", "C0:shared", str(turns)) for _ in (1, 2)]
+    results = [finish(p, timeout=120) for p in procs]
+    assert all(x["state"] == "answered" for r in results for x in r)
+    store = SqliteStore(state)
+    try:
+        for i in range(5):
+            history = store.load(f"C0:shared-{i}").history
+            assert len(history) == 2 * len(range(i, turns, 5)), f"thread {i} lost a turn"
+            assert len({t.trace_id for t in history}) == len(history)
+    finally:
+        store.close()
