@@ -13,21 +13,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
+import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.store import SqliteStore
+from bot.store import SqliteStore, open_store
 from states.machine import TRANSITIONS
 from tests.fakes import fake_openai as fo
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.fake_slack import FakeSlack, SlackSender
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_SQL = "SELECT count(*) AS companies FROM companies"
@@ -307,3 +314,213 @@ def test_two_processes_answering_in_the_same_threads_keep_every_turn(env):
             assert len({t.trace_id for t in history}) == len(history)
     finally:
         store.close()
+
+
+# ------------------------------------------- several `fundbot slack` processes, one store
+
+BOT_TOKEN, SECRET = "xoxb-replica-test", "replica-test-signing-secret"
+TAG = re.compile(r"Q\d{3}")
+
+
+def tagged_answers(body: dict, delay: float = 0.0) -> fo.Reply:
+    """The fake model for the replica tests: the answer names the question it answers."""
+    if body.get("tools"):
+        return fo.tool_call(GOOD_SQL)
+    first_line = body["messages"][-1]["content"].split("\n", 1)[0]
+    match = TAG.search(first_line)
+    return fo.text(f"Answer to {match.group(0) if match else 'nothing'}.", delay=delay)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Replica:
+    """One real `fundbot slack` process (HTTP mode) against the emulator, the fake model and
+    the shared store; started again on the same port after a kill."""
+
+    def __init__(self, base_env: dict, llm_url: str, port: int | None = None):
+        self.port = port or free_port()
+        self.env = {**base_env, "PORT": str(self.port), "OPENAI_BASE_URL": llm_url}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Replica:
+        exe = Path(sys.executable).with_name("fundbot")
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="fundbot-replica-", suffix=".log")
+        self.proc = subprocess.Popen([str(exe), "slack"], env=self.env, cwd=ROOT,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self.log, text=True)
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.proc.poll() is None, self.errors()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz",
+                                            timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                assert time.monotonic() < deadline, "the replica never became healthy"
+                time.sleep(0.1)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def errors(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> str:
+        """SIGTERM; returns what it logged."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+        text = self.errors()
+        self.log.close()
+        return text
+
+
+@pytest.fixture
+def replicas_env(sample_db, pg_url, tmp_path) -> Iterator[dict]:
+    with FakeSlack(token=BOT_TOKEN) as slack:
+        yield {
+            "slack": slack, "store": pg_url,
+            "vars": {**{k: v for k, v in os.environ.items()
+                        if not k.startswith(("FUNDBOT_", "OPENAI_", "SLACK_"))},
+                     "FUNDBOT_ENV_FILE": str(tmp_path / "none.env"), "FUNDBOT_DB": sample_db,
+                     "FUNDBOT_STATE": pg_url, "SLACK_BOT_TOKEN": BOT_TOKEN,
+                     "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
+                     "OPENAI_API_KEY": "sk-replica-test", "FUNDBOT_MODEL": "fake-model",
+                     "FUNDBOT_TODAY": "2026-10-15", "FUNDBOT_LLM_RETRIES": "0",
+                     "FUNDBOT_WORKERS": "4", "FUNDBOT_INBOX_LEASE_S": "2"},
+        }
+
+
+def deliver_load(replicas: list[Replica], rounds: int = 5, threads: int = 20,
+                 between: Callable[[int], None] = lambda n: None) -> dict[str, list[str]]:
+    """`threads` new threads, then `rounds - 1` follow-ups in each, every delivery signed and
+    posted to a live replica chosen at random (another one if it is down, as a load balancer
+    would). Returns each thread root's question tags in delivery order."""
+    rng = random.Random(14)
+    order: dict[str, list[str]] = {}
+    roots: list[str] = []
+    n = 0
+    for r in range(rounds):
+        for t in range(threads):
+            tag = f"Q{n:03d}"
+            sender_for = [x for x in replicas if x.alive]
+            rng.shuffle(sender_for)
+            thread_ts = roots[t] if r else None
+            payload = None
+            for replica in sender_for:
+                sender = SlackSender(f"http://127.0.0.1:{replica.port}/slack/events", SECRET)
+                payload = payload or sender.mention("C1", "U1", f"{tag}: how many companies?",
+                                                    ts=f"{1_800_000_000 + n}.000100",
+                                                    thread_ts=thread_ts)
+                try:
+                    if sender.post(payload).status == 200:
+                        break
+                except OSError:
+                    continue  # that replica just died: the next one gets it
+            else:
+                raise AssertionError(f"no replica acknowledged {tag}")
+            if not r:
+                roots.append(payload["event"]["ts"])
+            order.setdefault(roots[t], []).append(tag)
+            between(n)
+            n += 1
+    return order
+
+
+def check_answered_once_in_order(slack: FakeSlack, store_url: str,
+                                 order: dict[str, list[str]], timeout: float = 180) -> None:
+    def answered() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for root in order:
+            for message in slack.bot_replies("C1", root):
+                for tag in set(TAG.findall(json.dumps(message.get("blocks")) + message["text"])):
+                    counts[tag] = counts.get(tag, 0) + 1
+        return counts
+    everything = {tag for tags in order.values() for tag in tags}
+    try:
+        slack.wait_for(lambda: set(answered()) >= everything, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"never answered: {sorted(everything - set(answered()))}"
+                             ) from None
+    time.sleep(0.5)  # a duplicate would show now
+    counts = answered()
+    twice = {tag: n for tag, n in counts.items() if n != 1}
+    assert twice == {}, f"answered more than once: {twice}"
+    store = open_store(store_url)
+    try:
+        for root, tags in order.items():
+            history = [TAG.search(t.question).group(0) for t in store.load(f"C1:{root}").history]
+            assert history == tags, f"thread {root}: turns out of delivery order"
+            left = [m["text"] for m in slack.bot_replies("C1", root)
+                    if m["text"].startswith(":hourglass")]
+            assert left == [], "a placeholder was left behind"
+        assert store.inbox_counts() == {"queued": 0, "leased": 0}
+    finally:
+        store.close()
+
+
+def test_two_replicas_on_one_postgres_answer_100_mentions_once_in_order(replicas_env):
+    slack = replicas_env["slack"]
+    with FakeOpenAI(responder=tagged_answers) as llm:
+        replicas = [Replica(replicas_env["vars"], llm.base_url).start() for _ in (1, 2)]
+        try:
+            order = deliver_load(replicas)
+            check_answered_once_in_order(slack, replicas_env["store"], order)
+        finally:
+            errors = [r.stop() for r in replicas]
+        assert all(r.proc.returncode == 0 for r in replicas), errors
+        assert all("Traceback" not in e for e in errors), errors
+    # both replicas worked: each posted placeholders (the emulator cannot tell them apart, so
+    # the fake model's connections tell: two processes called it)
+    assert len(llm.requests) == 200
+
+
+def test_sigkill_after_ack_mid_turn_and_mid_post_loses_nothing(replicas_env):
+    """One replica is killed three times during the load, restarted after each kill: right
+    after acknowledging a delivery, while a turn waits for the model, and just as the model's
+    answer comes back (the post in flight). The survivor and the restarted process finish
+    every question exactly once, in each thread's order, and leave no placeholder behind."""
+    slack = replicas_env["slack"]
+    in_interpret = threading.Event()
+
+    def victim_model(body: dict) -> fo.Reply:
+        if not body.get("tools"):
+            in_interpret.set()
+        return tagged_answers(body, delay=0.3)
+
+    with FakeOpenAI(responder=tagged_answers) as steady, \
+            FakeOpenAI(responder=victim_model) as shaky:
+        survivor = Replica(replicas_env["vars"], steady.base_url).start()
+        victim = Replica(replicas_env["vars"], shaky.base_url).start()
+        kills: list[str] = []
+
+        def between(n: int) -> None:
+            if n in (20, 50, 80) and victim.alive:
+                mode = {20: "after ack", 50: "mid-turn", 80: "mid-post"}[n]
+                if mode == "after ack":
+                    victim.kill()  # the last delivery may have been acknowledged by it
+                else:
+                    in_interpret.clear()
+                    if in_interpret.wait(20) and mode == "mid-post":
+                        time.sleep(0.3 + random.Random(n).random() * 0.05)  # reply on its way
+                    victim.kill()
+                kills.append(mode)
+                victim.start()  # a restart on the same host and port
+        try:
+            order = deliver_load([survivor, victim], between=between)
+            check_answered_once_in_order(slack, replicas_env["store"], order)
+        finally:
+            survivor.stop()
+            victim.stop()
+        assert kills == ["after ack", "mid-turn", "mid-post"]

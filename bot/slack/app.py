@@ -21,6 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.access import Access
 from bot.slack.dedupe import Claims
+from bot.slack.inbox import HEADER, Inbox, InboxItem, attach, inbox_of
 from bot.slack.listeners import register
 from bot.slack.responder import Responder
 from bot.slack.worker import Dispatcher, Quiet
@@ -53,18 +54,42 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     )
     dispatcher = Dispatcher(workers=config.workers, quiet=Quiet())
     claims = Claims(deps.store)
-    responder = Responder(deps, client, dispatcher, claims)
-    app.use(_deduplicate(claims))  # before the assistant middleware, so it sees everything
+    inbox = None
+    if hasattr(deps.store, "inbox_put"):  # the durable inbox (bot/slack/inbox.py)
+        inbox = Inbox(deps.store, lease_s=getattr(config, "inbox_lease_s", 30.0),
+                      capacity=2 * config.workers, quiet=dispatcher.quiet)
+    responder = Responder(deps, client, dispatcher, claims, inbox)
+    app.use(_deduplicate(claims, inbox))  # before the assistant middleware: it sees everything
     register(app, responder, Access.of(config.allowed_users, config.allowed_channels))
+    if inbox is not None:
+        inbox.dispatch = lambda item: _redispatch(app, inbox, item)
+        inbox.give_up = responder.give_up
+        attach(app, inbox)
+        dispatcher.on_shutdown(inbox.stop, inbox.close)
+        inbox.start()
     return app, dispatcher
 
 
-def _deduplicate(claims: Claims):
-    """Middleware: a retry of an event this process already has is acknowledged, not handled.
-    Retries after a restart pass here and are stopped by the durable claim (Claims.claim)."""
+def _redispatch(app: App, inbox: Inbox, item: InboxItem) -> None:
+    """An inbox item into Bolt as Slack delivered it, marked as ours. Its signature was checked
+    when it arrived; mode socket_mode tells Bolt not to check it again (it may be minutes old)."""
+    app.dispatch(BoltRequest(body=json.loads(item.body), mode="socket_mode",
+                             headers={HEADER: inbox.token}))
+
+
+def _deduplicate(claims: Claims, inbox: Inbox | None = None):
+    """Middleware on the ack path. An Events API delivery goes into the durable inbox and is
+    acknowledged; the inbox's pump brings it back (marked) to be handled. Without an inbox (or
+    with the store failing) a retry of an event this process already has is acknowledged, not
+    handled, and retries after a restart are stopped by the durable claim (Claims.claim)."""
 
     def deduplicate(body: dict, next_: Any, request: Any) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and inbox is not None:
+            if inbox.is_ours(request.headers):
+                return next_()
+            if inbox.accept(body) is not None:
+                return BoltResponse(status=200, body="")
         if event_id and claims.seen(event_id):
             retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
             log.info("event %s already received (retry %s); acknowledging only", event_id, retry)
@@ -149,7 +174,9 @@ class HttpServer:
                 start_response("401 Unauthorized", [("Content-Type", "application/json")])
                 return [b'{"error": "invalid request"}']
             if _is_event_callback(headers, body):
-                self._intake.submit(_dispatch, app, body, headers, quiet)
+                inbox = inbox_of(app)  # written to the store before the 200
+                if inbox is None or inbox.accept(body) is None:
+                    self._intake.submit(_dispatch, app, body, headers, quiet)
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [b""]
             environ["wsgi.input"] = io.BytesIO(body)  # read once above; Bolt reads it again
