@@ -524,3 +524,55 @@ def test_sigkill_after_ack_mid_turn_and_mid_post_loses_nothing(replicas_env):
             survivor.stop()
             victim.stop()
         assert kills == ["after ack", "mid-turn", "mid-post"]
+
+
+# ------------------------------------- what a dead process left: finished or told honestly
+
+
+def _left_by_a_dead_process(store, slack: FakeSlack, attempts: int) -> tuple[str, str]:
+    """A delivery leased by a process that died after posting its placeholder: the inbox row
+    says so (lease expired), the placeholder sits in the thread."""
+    from slack_sdk import WebClient
+
+    payload = SlackSender("http://unused", SECRET).mention(
+        "C1", "U1", "Q900: how many companies?", ts="1800009000.000100")
+    store.inbox_put(payload["event_id"], "C1:1800009000.000100", json.dumps(payload))
+    for _ in range(attempts):  # each attempt's process died: its lease ran out
+        assert store.inbox_lease("dead-process", 10, lease_s=0.1)
+        time.sleep(0.15)
+    placeholder = WebClient(token=BOT_TOKEN, base_url=slack.api_url).chat_postMessage(
+        channel="C1", thread_ts="1800009000.000100", text=":hourglass: Working on it…")["ts"]
+    store.inbox_note(payload["event_id"], placeholder=placeholder)
+    return payload["event_id"], placeholder
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_on_start_a_dead_process_answer_is_finished_or_its_placeholder_replaced(
+        sample_db, tmp_path, attempts):
+    """Issue 13 item 8: a crash mid-answer left the placeholder forever and the retried event
+    was skipped. Now a new process takes the item over when its lease expires: it answers into
+    the same placeholder, or after repeated failures replaces it with an honest message."""
+    from bot.config import Config
+    from bot.runtime import build_deps
+    from bot.slack import create_app
+    from bot.slack.inbox import GAVE_UP
+    from states.ports import Limits
+
+    with FakeSlack(token=BOT_TOKEN) as slack, FakeOpenAI(responder=tagged_answers) as llm:
+        config = Config(openai_api_key="sk-test", openai_base_url=llm.base_url,
+                        db_path=sample_db, state_path=str(tmp_path / "state.sqlite3"),
+                        slack_bot_token=BOT_TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=slack.api_url, workers=2, inbox_lease_s=1.0,
+                        limits=Limits(llm_retries=0))
+        deps = build_deps(config)
+        event_id, placeholder = _left_by_a_dead_process(deps.store, slack, attempts)
+        _, dispatcher = create_app(config, deps)  # starting is all it takes
+        try:
+            expected = "Answer to Q900." if attempts == 1 else GAVE_UP
+            slack.wait_for(lambda: [m for m in slack.bot_replies("C1", "1800009000.000100")
+                                    if m["text"] == expected], timeout=30)
+            replies = slack.bot_replies("C1", "1800009000.000100")
+            assert [m["ts"] for m in replies] == [placeholder]  # replaced, nothing new posted
+            slack.wait_for(lambda: deps.store.inbox_counts() == {"queued": 0, "leased": 0})
+        finally:
+            dispatcher.shutdown(wait=True, timeout=10)
