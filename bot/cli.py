@@ -174,6 +174,16 @@ def cmd_db_migrate_state(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_checks
+
+    ok = True
+    for name, good, line in run_checks(load_config()):
+        ok &= good
+        print(f"{'ok  ' if good else 'FAIL'} {name:<9} {line}", flush=True)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def cmd_diagram(args: argparse.Namespace) -> int:
     from states.machine import mermaid
 
@@ -242,6 +252,8 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("trace", help="print a turn's trace")
     t.add_argument("trace_id")
     t.set_defaults(func=cmd_trace)
+    sub.add_parser("doctor", help="check the store, warehouse, LLM endpoint and Slack tokens"
+                   ).set_defaults(func=cmd_doctor)
     sub.add_parser("slack", help="start the Slack app").set_defaults(func=cmd_slack)
     sub.add_parser("run", help="Slack when tokens are set, else the terminal chat").set_defaults(
         func=cmd_run)

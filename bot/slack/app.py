@@ -26,6 +26,7 @@ from bot.slack.listeners import register
 from bot.slack.responder import Responder
 from bot.slack.worker import Dispatcher, Quiet
 from states.machine import Deps
+from states.ports import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +163,14 @@ class HttpServer:
 
         def wsgi(environ: dict, start_response: Any) -> Any:
             path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
-            if path == "/healthz":
+            if path == "/healthz":  # the process serves
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [b"ok"]
+            if path == "/readyz":  # and can take work: its store answers, it is not stopping
+                ready, why = readiness(app)
+                start_response("200 OK" if ready else "503 Service Unavailable",
+                               [("Content-Type", "text/plain")])
+                return [why.encode()]
             if verifier is None or method != "POST" or path != EVENTS_PATH:
                 return bolt(environ, start_response)
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -210,6 +216,21 @@ class HttpServer:
         self._server.shutdown()
         self._intake.shutdown(wait=True)
         self._server.server_close()
+
+
+def readiness(app: App) -> tuple[bool, str]:
+    """For a load balancer's /readyz: False (with one line) while the store cannot take a
+    delivery or the process is shutting down, so Slack's requests go to another replica."""
+    inbox = inbox_of(app)
+    if inbox is None:
+        return True, "ready"
+    if inbox.stopping:
+        return False, "shutting down"
+    try:
+        counts = inbox.store.inbox_counts()
+    except StoreError as err:
+        return False, err.message
+    return True, f"ready: {counts['queued']} queued, {counts['leased']} leased"
 
 
 def _headers(environ: dict) -> dict[str, str]:

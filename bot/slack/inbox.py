@@ -135,6 +135,10 @@ class Inbox:
             self._threads.append(thread)
         return self
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def stop(self) -> None:
         """Take no more items (the ones already taken are still finished)."""
         self._stop.set()
