@@ -342,6 +342,11 @@ class SqlStore:
         an item is taken only when every earlier unfinished item of its thread is leased by
         `owner` itself. Expired leases (a dead process's) count as free."""
         now = time.time()
+        with self._errors("lease Slack deliveries"):
+            with self._auto() as x:  # a read first: an idle poll takes no write lock
+                if x("SELECT 1 FROM inbox WHERE status = 'queued' OR (status = 'leased'"
+                     " AND lease_until < ?) LIMIT 1", (now,)).fetchone() is None:
+                    return []
         with self._errors("lease Slack deliveries"), self._tx() as x:
             self._lock_inbox(x)
             rows = x("SELECT id, thread_key, status, owner, lease_until FROM inbox"

@@ -17,14 +17,11 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from states.machine import TRANSITIONS
 from tests.fakes import fake_openai as fo
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack, SlackSender
+from tests.replica import Replica
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_SQL = "SELECT count(*) AS companies FROM companies"
@@ -329,61 +327,6 @@ def tagged_answers(body: dict, delay: float = 0.0) -> fo.Reply:
     first_line = body["messages"][-1]["content"].split("\n", 1)[0]
     match = TAG.search(first_line)
     return fo.text(f"Answer to {match.group(0) if match else 'nothing'}.", delay=delay)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Replica:
-    """One real `fundbot slack` process (HTTP mode) against the emulator, the fake model and
-    the shared store; started again on the same port after a kill."""
-
-    def __init__(self, base_env: dict, llm_url: str, port: int | None = None):
-        self.port = port or free_port()
-        self.env = {**base_env, "PORT": str(self.port), "OPENAI_BASE_URL": llm_url}
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Replica:
-        exe = Path(sys.executable).with_name("fundbot")
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="fundbot-replica-", suffix=".log")
-        self.proc = subprocess.Popen([str(exe), "slack"], env=self.env, cwd=ROOT,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.log, text=True)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, self.errors()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz",
-                                            timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                assert time.monotonic() < deadline, "the replica never became healthy"
-                time.sleep(0.1)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def errors(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> str:
-        """SIGTERM; returns what it logged."""
-        if self.alive:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
-        text = self.errors()
-        self.log.close()
-        return text
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     inbox = None
     if hasattr(deps.store, "inbox_put"):  # the durable inbox (bot/slack/inbox.py)
         inbox = Inbox(deps.store, lease_s=getattr(config, "inbox_lease_s", 30.0),
-                      capacity=2 * config.workers, quiet=dispatcher.quiet)
+                      capacity=config.workers, quiet=dispatcher.quiet)
     responder = Responder(deps, client, dispatcher, claims, inbox)
     app.use(_deduplicate(claims, inbox))  # before the assistant middleware: it sees everything
     register(app, responder, Access.of(config.allowed_users, config.allowed_channels))

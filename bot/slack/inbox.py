@@ -25,6 +25,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 HEADER = "x-fundbot-inbox"
 MAX_ATTEMPTS = 3
+PRUNE_EVERY_S = 3600.0
 GAVE_UP = ("Sorry, I couldn't finish answering this question (I was interrupted more than "
            "once). Please ask it again.")
 _BY_APP: weakref.WeakKeyDictionary[Any, Inbox] = weakref.WeakKeyDictionary()
@@ -158,7 +160,14 @@ class Inbox:
             log.warning("could not give back leased deliveries (they expire): %s", err.message)
 
     def _pump(self) -> None:
+        next_prune = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() >= next_prune:  # finished items and old event ids
+                next_prune = time.monotonic() + PRUNE_EVERY_S
+                try:
+                    self.store.prune_events()
+                except StoreError as err:
+                    log.warning("could not prune old Slack deliveries: %s", err.message)
             self._wake.wait(self.poll_s)
             self._wake.clear()
             if self._stop.is_set():
