@@ -31,7 +31,8 @@ class Replica:
         self.env = {**base_env, "PORT": str(self.port), "OPENAI_BASE_URL": llm_url}
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> Replica:
+    def start(self, wait: bool = True) -> Replica:
+        """Start the process; with `wait`, return once /healthz answers."""
         exe = Path(sys.executable).with_name("fundbot")
         if getattr(self, "log", None) is not None:
             self.log.close()  # the previous run's (a restart)
@@ -39,6 +40,8 @@ class Replica:
         self.proc = subprocess.Popen([str(exe), "slack"], env=self.env, cwd=ROOT,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self.log, text=True)
+        if not wait:
+            return self
         deadline = time.monotonic() + 60
         while True:
             assert self.proc.poll() is None, self.errors()[-3000:]

@@ -447,21 +447,39 @@ def test_sigkill_after_ack_mid_turn_and_mid_post_loses_nothing(replicas_env):
         survivor = Replica(replicas_env["vars"], steady.base_url).start()
         victim = Replica(replicas_env["vars"], shaky.base_url).start()
         kills: list[str] = []
+        killer: list[threading.Thread] = []
+
+        def kill_and_restart(mode: str) -> None:
+            if mode != "after ack":
+                in_interpret.clear()  # the next question the victim takes to the model
+                assert in_interpret.wait(60), "the victim never reached interpret"
+                if mode == "mid-post":
+                    time.sleep(0.3 + random.Random(len(kills)).random() * 0.05)  # reply due
+            victim.kill()
+            kills.append(mode)
+            victim.start()  # a restart on the same host and port
 
         def between(n: int) -> None:
-            if n in (20, 50, 80) and victim.alive:
-                mode = {20: "after ack", 50: "mid-turn", 80: "mid-post"}[n]
-                if mode == "after ack":
-                    victim.kill()  # the last delivery may have been acknowledged by it
-                else:
-                    in_interpret.clear()
-                    if in_interpret.wait(20) and mode == "mid-post":
-                        time.sleep(0.3 + random.Random(n).random() * 0.05)  # reply on its way
-                    victim.kill()
+            """The load goes on while the victim is killed: a kill waits for its moment (and
+            the restart for /healthz) on its own thread; deliveries meanwhile go to whichever
+            replica answers."""
+            mode = {20: "after ack", 50: "mid-turn", 80: "mid-post"}.get(n)
+            if mode is None:
+                return
+            for thread in killer:
+                thread.join(timeout=120)
+            if mode == "after ack":
+                victim.kill()  # the delivery just acknowledged may have been its own
                 kills.append(mode)
-                victim.start()  # a restart on the same host and port
+                mode = "restart only"
+            thread = threading.Thread(target=kill_and_restart if mode != "restart only"
+                                      else lambda _m: victim.start(), args=(mode,))
+            thread.start()
+            killer.append(thread)
         try:
             order = deliver_load([survivor, victim], between=between)
+            for thread in killer:
+                thread.join(timeout=120)
             check_answered_once_in_order(slack, replicas_env["store"], order)
         finally:
             survivor.stop()
