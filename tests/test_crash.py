@@ -349,7 +349,8 @@ def deliver_load(replicas: list[Replica], rounds: int = 5, threads: int = 20,
                  between: Callable[[int], None] = lambda n: None) -> dict[str, list[str]]:
     """`threads` new threads, then `rounds - 1` follow-ups in each, every delivery signed and
     posted to a live replica chosen at random (another one if it is down, as a load balancer
-    would). Returns each thread root's question tags in delivery order."""
+    would); every tenth is also retried to the other replicas, as Slack retries. Returns each
+    thread root's question tags in delivery order."""
     rng = random.Random(14)
     order: dict[str, list[str]] = {}
     roots: list[str] = []
@@ -373,6 +374,13 @@ def deliver_load(replicas: list[Replica], rounds: int = 5, threads: int = 20,
                     continue  # that replica just died: the next one gets it
             else:
                 raise AssertionError(f"no replica acknowledged {tag}")
+            if n % 10 == 3:  # Slack retries some deliveries, and they reach another replica
+                for other in [x for x in replicas if x.alive and x is not replica]:
+                    other_url = f"http://127.0.0.1:{other.port}/slack/events"
+                    try:
+                        SlackSender(other_url, SECRET).post(payload, retry_num=1)
+                    except OSError:
+                        pass  # down just now: Slack would try again later
             if not r:
                 roots.append(payload["event"]["ts"])
             order.setdefault(roots[t], []).append(tag)
