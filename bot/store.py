@@ -378,6 +378,14 @@ class SqlStore:
             return x("UPDATE inbox SET lease_until = ? WHERE owner = ? AND status = 'leased'",
                      (time.time() + lease_s, owner)).rowcount
 
+    def inbox_hold(self, event_id: str, owner: str, lease_s: float) -> bool:
+        """Renew one lease if `owner` still holds it; False if it expired and someone else
+        took the item (then `owner` must not answer it)."""
+        with self._errors("renew a Slack delivery lease"), self._auto() as x:
+            return x("UPDATE inbox SET lease_until = ? WHERE event_id = ? AND owner = ?"
+                     " AND status = 'leased'", (time.time() + lease_s, event_id, owner)
+                     ).rowcount == 1
+
     def inbox_release(self, owner: str, event_ids: list[str] | None = None) -> int:
         """Give leased items back (all of the owner's, or those listed) for anyone to take."""
         sql = ("UPDATE inbox SET status = 'queued', owner = NULL, lease_until = NULL"
@@ -396,10 +404,16 @@ class SqlStore:
             if result is not None:
                 x("UPDATE inbox SET result = ? WHERE event_id = ?", (result, event_id))
 
-    def inbox_done(self, event_id: str) -> None:
+    def inbox_done(self, event_id: str, owner: str | None = None) -> None:
+        """Finished; with `owner`, only if that owner still holds it (a process that lost its
+        lease must not finish the item for its new holder)."""
+        sql = ("UPDATE inbox SET status = 'done', done_at = ?, owner = NULL, lease_until = NULL,"
+               " body = '', result = NULL WHERE event_id = ?")
         with self._errors("finish a Slack delivery"), self._auto() as x:
-            x("UPDATE inbox SET status = 'done', done_at = ?, owner = NULL, lease_until = NULL,"
-              " body = '', result = NULL WHERE event_id = ?", (_now(), event_id))
+            if owner is None:
+                x(sql, (_now(), event_id))
+            else:
+                x(sql + " AND owner = ?", (_now(), event_id, owner))
 
     def inbox_counts(self) -> dict[str, int]:
         """Unfinished items by status (queued, leased), for readiness and operators."""

@@ -341,7 +341,7 @@ def replicas_env(sample_db, pg_url, tmp_path) -> Iterator[dict]:
                      "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
                      "OPENAI_API_KEY": "sk-replica-test", "FUNDBOT_MODEL": "fake-model",
                      "FUNDBOT_TODAY": "2026-10-15", "FUNDBOT_LLM_RETRIES": "0",
-                     "FUNDBOT_WORKERS": "4", "FUNDBOT_INBOX_LEASE_S": "2"},
+                     "FUNDBOT_WORKERS": "4", "FUNDBOT_INBOX_LEASE_S": "3"},
         }
 
 

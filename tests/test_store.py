@@ -666,3 +666,18 @@ def test_cli_migrate_state_to_postgres(tmp_path: Path, pg_url: str, capsys) -> N
     assert "conversations 1" in out and "traces 1" in out
     with open_store(pg_url) as pg:
         assert pg.load("T1").pending.options == ["Adam Brooks", "Adam Levin"]  # type: ignore
+
+
+def test_an_owner_that_lost_its_lease_can_neither_hold_nor_finish_the_item(store: SqlStore
+                                                                          ) -> None:
+    store.inbox_put("Ev1", "A", "{}")
+    assert store.inbox_lease("stalled", 10, lease_s=0.1)
+    assert store.inbox_hold("Ev1", "stalled", 0.1) is True
+    time.sleep(0.3)  # the stalled process misses its heartbeat
+    assert [i.event_id for i in store.inbox_lease("other", 10, 30)] == ["Ev1"]
+    assert store.inbox_hold("Ev1", "stalled", 30) is False  # it must not answer now
+    store.inbox_done("Ev1", "stalled")  # nor finish it for the new holder
+    assert store.inbox_counts() == {"queued": 0, "leased": 1}
+    assert store.inbox_hold("Ev1", "other", 30) is True
+    store.inbox_done("Ev1", "other")
+    assert store.inbox_counts() == {"queued": 0, "leased": 0}

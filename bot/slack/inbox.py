@@ -237,6 +237,19 @@ class Inbox:
                 self._taken.add(item.event_id)
             return item
 
+    def still_mine(self, event_id: str) -> bool:
+        """Before a turn and before its answer is posted: is the lease still ours? A process
+        stalled past its lease has lost the item to another, which answers it instead."""
+        try:
+            if self.store.inbox_hold(event_id, self.owner, self.lease_s):
+                return True
+        except StoreError as err:  # cannot tell: answering beats losing the question
+            log.warning("could not check the lease of %s: %s", event_id, err.message)
+            return True
+        log.warning("lost the lease of %s to another process; leaving it to that one",
+                    event_id)
+        return False
+
     def note(self, event_id: str, *, placeholder: str | None = None,
              result: TurnResult | None = None) -> None:
         try:
@@ -247,7 +260,7 @@ class Inbox:
 
     def done(self, event_id: str) -> None:
         try:
-            self.store.inbox_done(event_id)
+            self.store.inbox_done(event_id, self.owner)
         except StoreError as err:
             log.error("could not mark %s answered (it may be answered again): %s", event_id,
                       err.message)

@@ -187,6 +187,8 @@ class Responder:
         if placeholder is SKIP:
             log.info("event %s was answered before; skipping", ask.event_id)
             return
+        if item is not None and not self.inbox.still_mine(item.event_id):
+            return
         if ask.assistant:
             self._title_if_new(ask)
         result = self._earlier_result(item)
@@ -197,6 +199,8 @@ class Responder:
             result, seconds = self._run(ask.thread_id, ask.text, ask.user, trace_id)
             if item is not None:
                 self.inbox.note(item.event_id, result=result)
+        if item is not None and not self.inbox.still_mine(item.event_id):
+            return  # the new holder delivers the noted result into the same placeholder
         self._deliver(ask.channel, ask.thread_ts, placeholder, result, seconds)
 
     def _earlier_result(self, item: InboxItem | None) -> TurnResult | None:
