@@ -5,9 +5,12 @@
     python -m bench.run --quick               # small sizes for development; docs untouched
 
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
-at 11M valuation rows), slack (Slack under load), eval (eval throughput). Each result is kept
-in bench/.cache/results.json, so `--only` refreshes one section of the document and keeps
-the others. Exit status 1 when any target was missed (the figures are written regardless).
+at 11M valuation rows), slack (Slack under load), eval (eval throughput), mcp (an `ask` over
+MCP vs the same turn in-process), exits (200 starts of `fundbot sql --json`, all must exit 0),
+wide (own time per turn at 6 vs 60 tables), verify (answer verification: false rejections,
+catches, step time). Each result is kept in bench/.cache/results.json, so `--only` refreshes
+one section of the document and keeps the others. Exit status 1 when any target was missed
+(the figures are written regardless).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from bench.common import CACHE, ROOT, machine
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = CACHE / "results.json"
-ORDER = ("overhead", "economy", "scale", "slack", "eval", "replicas")
 
 
 def _overhead(quick: bool) -> dict[str, Any]:
@@ -65,6 +67,28 @@ def _eval(quick: bool) -> dict[str, Any]:
     return eval_throughput.run(n_cases=20 if quick else 80, llm_seconds=0.2 if quick else 1.0)
 
 
+def _mcp(quick: bool) -> dict[str, Any]:
+    from bench import mcp_overhead
+
+    return mcp_overhead.run(turns=50 if quick else 300)
+def _exits(quick: bool) -> dict[str, Any]:
+    from bench import exit_loop
+
+    return exit_loop.run(runs=20 if quick else 200)
+
+
+def _wide(quick: bool) -> dict[str, Any]:
+    from bench import wide
+
+    return wide.run(turns=100 if quick else 400)
+
+
+def _verify(quick: bool) -> dict[str, Any]:
+    from bench import verify
+
+    return verify.run(repeat=1 if quick else 3)
+
+
 def _replicas(quick: bool) -> dict[str, Any]:
     from bench import replicas
 
@@ -74,8 +98,18 @@ def _replicas(quick: bool) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
-    "overhead": _overhead, "economy": _economy, "scale": _scale, "slack": _slack,
-    "eval": _eval, "replicas": _replicas}
+    "overhead": _overhead,
+    "economy": _economy,
+    "scale": _scale,
+    "slack": _slack,
+    "eval": _eval,
+    "mcp": _mcp,
+    "exits": _exits,
+    "wide": _wide,
+    "verify": _verify,
+    "replicas": _replicas,
+}
+ORDER = tuple(RUNNERS)
 
 # ------------------------------------------------------------------ rendering
 
@@ -210,6 +244,76 @@ def _render_eval(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _render_mcp(r: dict[str, Any]) -> list[str]:
+    out = [_row("path", "calls", "wall p50 ms", "own p50 ms", "own p95 ms", "MCP p50 ms",
+                "MCP p95 ms", "LLM p50 ms"),
+           _row("---", "--:", "--:", "--:", "--:", "--:", "--:", "--:")]
+    for name, d in r["modes"].items():
+        mcp = d.get("mcp_ms", {})
+        out.append(_row(name, d["calls"], d["wall_ms"]["p50"], d["own_ms"]["p50"],
+                        d["own_ms"]["p95"], mcp.get("p50", "–"), mcp.get("p95", "–"),
+                        d["llm_ms"]["p50"]))
+    extra = r["extra_own_ms_p50"]
+    out += ["", (f"{r['turns']} calls per path after {r['warmup_turns']} warm-up calls, each a "
+            f"new thread: \"{r['question']}\". Own time added by MCP (p50): stdio "
+            f"{extra['mcp_stdio']} ms, HTTP {extra['mcp_http']} ms.")]
+def _render_exits(r: dict[str, Any]) -> list[str]:
+    s = r["seconds_per_run"]
+    return [(f"`{r['command']}` started {r['runs']} times as separate processes: exit codes "
+             f"{r['exit_codes']} (code: runs), {r['nonzero_exits']} non-zero, "
+             f"{r['wrong_output']} with wrong output; {s['p50']} s a run (p50), "
+             f"{s['max']} s max.")]
+
+
+def _render_wide(r: dict[str, Any]) -> list[str]:
+    out = [_row("", "6 tables p50 ms", "p95 ms", "60 tables p50 ms", "p95 ms", "ratio p50",
+                "ratio p95"), _row("---", "--:", "--:", "--:", "--:", "--:", "--:")]
+    a, b = r["own_ms"]["6"], r["own_ms"]["60"]
+    out.append(_row("**own time per turn**", a["p50"], a["p95"], b["p50"], b["p95"],
+                    r["own_ratio_60_to_6"]["p50"], r["own_ratio_60_to_6"]["p95"]))
+    a, b = r["guard_plus_pruning_ms"]["6"], r["guard_plus_pruning_ms"]["60"]
+    out.append(_row("guard + prompt building (pruning)", a["p50"], a["p95"], b["p50"],
+                    b["p95"], round(b["p50"] / a["p50"], 3), round(b["p95"] / a["p95"], 3)))
+    d = r["direct_ms"]
+    out += ["", _row("alone, outside a turn", "p50 ms", "p95 ms", "p99 ms"),
+            _row("---", "--:", "--:", "--:")]
+    for label, key in (("guard, 6 tables", "guard_6"), ("guard, 60 tables", "guard_60"),
+                       ("pruning, 60 tables, first sight of each question", "pruning_60_cold"),
+                       ("pruning, 60 tables, again", "pruning_60_warm")):
+        out.append(_row(label, d[key]["p50"], d[key]["p95"], d[key]["p99"]))
+    out += ["", (f"{r['turns']} turns at each size (bench.overhead's loop) on the sample "
+                 f"warehouse ({r['tables']['small']} tables) and the same widened to "
+                 f"{r['tables']['wide']} (bench.wide_catalog, docs padded to the core "
+                 "tables' density), interleaved turn by turn; then the "
+                 f"{d['queries']} reference SQL queries and {d['questions']} questions of the "
+                 f"eval cases, {d['reps']} times.")]
+    return out
+
+
+
+
+def _render_verify(r: dict[str, Any]) -> list[str]:
+    raw, best = r["verify_step_ms"], r["verify_step_ms_best_of_runs"]
+    out = [(f"- Gold answers: **{r['false_rejections']} false rejections** in "
+            f"{r['gold_answer_turns']} answered turns ({r['gold_runs']} runs of every bundled "
+            "case through `run_turn` with the gold model)."),
+           (f"- Mutated reference answers: **{r['caught']} of {r['mutants']} caught "
+            f"({r['catch_rate']:.1%})** (seed {r['seed']})."), "",
+           _row("mutation", "caught", "missed"), _row("---", "--:", "--:")]
+    for kind, d in r["by_kind"].items():
+        out.append(_row(kind, d.get("caught", 0), d.get("missed", 0)))
+    out += ["", _row("verify step, own ms", "n", "p50", "p95", "p99", "max"),
+            _row("---", "--:", "--:", "--:", "--:", "--:"),
+            _row("each turn, every run (raw)", raw["n"], raw["p50"], raw["p95"], raw["p99"],
+                 raw["max"]),
+            _row("each turn's fastest run", best["n"], best["p50"], best["p95"], best["p99"],
+                 best["max"])]
+    if r["missed"]:
+        out += ["", "Missed: " + "; ".join(f"{m['case']} ({m['kind']}): “{m['mutant']}”"
+                                           for m in r["missed"][:5])]
+    return out
+
+
 def _render_replicas(r: dict[str, Any]) -> list[str]:
     out = [_row("store", "ack p50 ms", "ack p99 ms", "ack max ms", "one ack alone ms",
                 "answered"), _row("---", "--:", "--:", "--:", "--:", "--:")]
@@ -231,8 +335,18 @@ def _render_replicas(r: dict[str, Any]) -> list[str]:
     return out
 
 
-RENDER = {"overhead": _render_overhead, "economy": _render_economy, "scale": _render_scale,
-          "slack": _render_slack, "eval": _render_eval, "replicas": _render_replicas}
+RENDER = {
+    "overhead": _render_overhead,
+    "economy": _render_economy,
+    "scale": _render_scale,
+    "slack": _render_slack,
+    "eval": _render_eval,
+    "mcp": _render_mcp,
+    "exits": _render_exits,
+    "wide": _render_wide,
+    "verify": _render_verify,
+    "replicas": _render_replicas,
+}
 
 
 def _ok(flag: bool | None) -> str:
@@ -276,6 +390,15 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                          f"{x['mentions']} once, {x['total_s']} s total"),
                          _ok(met.get(f"workers_{x['workers']}"))))
         return rows
+    if name == "verify":
+        return [("verify: 0 false rejections on gold answers", str(r["false_rejections"]),
+                 _ok(met.get("false_rejections"))),
+                ("verify: ≥ 99 % of ≥ 200 mutated answers caught",
+                 f"{r['caught']}/{r['mutants']} ({r['catch_rate']:.1%})",
+                 _ok(met.get("catch_rate"))),
+                ("verify step p95 ≤ 2 ms",
+                 (f"{r['verify_step_ms_best_of_runs']['p95']} ms (fastest run per turn; "
+                  f"raw {r['verify_step_ms']['p95']} ms)"), _ok(met.get("p95_ms")))]
     if name == "replicas":
         rows = [(f"ack p99 ≤ 100 ms with the inbox write on {a['store']}",
                  f"p99 {a['ack_ms']['p99']} ms, {a['answered']}/{a['mentions']} answered",
@@ -293,6 +416,21 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
             return [("eval: concurrency 8 < ¼ of serial",
                      (f"{at[8]['wall_s']} s vs {at[1]['wall_s']} s "
                      f"({at[8]['share_of_serial']})"), _ok(met.get("c8_under_quarter")))]
+    if name == "mcp":
+        return [(f"MCP protocol overhead of an ask p50 ≤ {r['targets']['mcp_p50_ms']:g} ms "
+                 f"({k.removeprefix('mcp_')})", f"{r['modes'][k]['mcp_ms']['p50']} ms",
+                 _ok(met.get(f"{k}_p50"))) for k in ("mcp_stdio", "mcp_http")]
+    if name == "wide":
+        gp = r["guard_plus_pruning_ms"]["60"]
+        return [("own time per turn, 60 vs 6 tables ≤ 1.2×",
+                 f"{r['own_ratio_60_to_6']['p50']}× p50", _ok(met.get("own_p50_ratio"))),
+                ("guard + pruning p95 ≤ 3 ms at 60 tables",
+                 f"{gp['p95']} ms ({r['guard_plus_pruning_ms']['6']['p95']} ms at 6 tables)",
+                 _ok(met.get("guard_plus_pruning_p95")))]
+    if name == "exits":
+        return [(f"`fundbot sql --json` × {r['runs']}: 0 non-zero exits",
+                 f"{r['nonzero_exits']} non-zero, exit codes {r['exit_codes']}",
+                 _ok(met.get("no_nonzero_exit")))]
     return []
 
 

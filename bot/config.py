@@ -27,6 +27,10 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message names it."""
 
 
+class UnavailableError(RuntimeError):
+    """Something outside fundbot that cannot be used now (a locked warehouse file)."""
+
+
 @dataclass
 class Config:
     openai_api_key: str = ""
@@ -45,6 +49,8 @@ class Config:
     workers: int = 8
     inbox_lease_s: float = 30.0  # a dead process's Slack deliveries are taken after this
     limits: Limits = field(default_factory=Limits)
+    mcp_token: str = ""  # FUNDBOT_MCP_TOKEN: a token, or name:token pairs (bot/mcp_server.py)
+    mcp_rate: str = "60/minute"  # FUNDBOT_MCP_RATE: tool calls per MCP client
 
     @property
     def llm_configured(self) -> bool:
@@ -55,7 +61,8 @@ class Config:
         return bool(self.slack_bot_token and (self.slack_app_token or self.slack_signing_secret))
 
     def __repr__(self) -> str:  # never print secrets
-        hidden = {"openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret"}
+        hidden = {"openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret",
+                  "mcp_token"}
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -103,6 +110,13 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         except ValueError as exc:
             raise ConfigError(f"FUNDBOT_TODAY must be a date like 2026-06-30, not "
                               f"{get('FUNDBOT_TODAY')!r}") from exc
+    if get("FUNDBOT_CATALOG"):  # checked at start-up: a typo must not silently drop the docs
+        from schemas.catalog import CatalogError, load_docs
+
+        try:
+            load_docs(get("FUNDBOT_CATALOG"))
+        except CatalogError as exc:
+            raise ConfigError(str(exc)) from None
     limits = Limits()
     for f in dataclasses.fields(Limits):
         raw = get(LIMIT_ENV[f.name])
@@ -140,4 +154,6 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         workers=max(1, workers),
         inbox_lease_s=lease_s,
         limits=limits,
+        mcp_token=get("FUNDBOT_MCP_TOKEN"),
+        mcp_rate=get("FUNDBOT_MCP_RATE", "60/minute"),
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from bot.config import NO_LLM_MESSAGE, Config, ConfigError
 from states.machine import Deps
 
@@ -28,3 +31,21 @@ def build_deps(config: Config, llm=None) -> Deps:
     store = open_store(config.state_path, pool_size=2 * config.workers + 4)
     return Deps(llm=llm, warehouse=warehouse, store=store,
                 limits=config.limits, today=config.today)
+
+
+@contextmanager
+def opened(config: Config, llm=None) -> Iterator[Deps]:
+    """build_deps for one command: the warehouse and store are closed before it returns,
+    so no DuckDB object is left for interpreter shutdown to destroy."""
+    deps = build_deps(config, llm)
+    try:
+        yield deps
+    finally:
+        close_deps(deps)
+
+
+def close_deps(deps: Deps) -> None:
+    for part in (deps.warehouse, deps.store):
+        close = getattr(part, "close", None)
+        if close is not None:
+            close()

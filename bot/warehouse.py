@@ -22,7 +22,8 @@ from typing import Any, Self
 
 import duckdb
 
-from schemas.catalog import build_catalog, load_docs
+from bot.config import UnavailableError
+from schemas.catalog import build_catalog, docs_for
 from states.guard import check
 from states.ports import Ambiguity, Entity, Limits, QueryError, QueryResult
 
@@ -65,15 +66,19 @@ class DuckWarehouse:
     def __init__(self, path: str, limits: Limits, docs: dict | None = None):
         self.path = str(path)
         self.limits = limits
-        self._docs = load_docs() if docs is None else docs
         self._lock = threading.Lock()
         self._local = threading.local()
         self._cursors: dict[int, tuple[threading.Thread, Any]] = {}
         self._dictionaries: Any = None
         self._closed = False
         self._con = _connect(self.path, limits)
-        with self._lock:
-            self.catalog = build_catalog(self._con, self._docs)
+        try:
+            self._docs = docs_for(self._con) if docs is None else docs
+            with self._lock:
+                self.catalog = build_catalog(self._con, self._docs)
+        except BaseException:
+            self._con.close()
+            raise
 
     # ------------------------------------------------------------------ the port
 
@@ -158,10 +163,16 @@ class DuckWarehouse:
                 cur.interrupt()  # this thread's cursor only: other users' queries run on
                 done.wait(_REINTERRUPT_S)
 
-        threading.Thread(target=watchdog, daemon=True, name="fundbot-query-timer").start()
+        # The timer must not outlive the query: a daemon thread still holding the cursor at
+        # interpreter exit destroys it during shutdown, and DuckDB aborts (exit 134).
+        timer = threading.Thread(target=watchdog, daemon=True, name="fundbot-query-timer")
+        timer.start()
         try:
             cur.execute(sql)
             columns = [d[0] for d in (cur.description or [])]
+            exact = _exact_text(sql, cur.description or [])
+            if exact:
+                cur.execute(exact)
             rows = [tuple(r) for r in cur.fetchmany(cap + 1)] if columns else []
             if len(rows) > cap:
                 # A streamed result nobody will read further: stop computing it now, or it runs
@@ -170,10 +181,14 @@ class DuckWarehouse:
         except duckdb.Error as exc:
             raise self._error(exc, fired.is_set(), original) from None
         except Exception as exc:  # noqa: BLE001 - a value that would not convert to Python
+            if not fired.is_set() and str(exc) == "Query interrupted":
+                # Ctrl-C: DuckDB took the signal and stopped the query; the caller decides
+                raise KeyboardInterrupt from None
             raise QueryError("runtime", self._clean(f"{type(exc).__name__}: {exc}"),
                              original) from None
         finally:
             done.set()
+            timer.join()
         return QueryResult(columns=columns, rows=rows[:cap], truncated=len(rows) > cap,
                            elapsed_ms=(time.perf_counter() - started) * 1000)
 
@@ -212,12 +227,35 @@ class DuckWarehouse:
         return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"
 
 
+def _exact_text(sql: str, description: list) -> str | None:
+    """The query again with INTERVAL columns as DuckDB's own text, or None when it has none.
+
+    DuckDB hands an INTERVAL to Python as a timedelta, counting a month as 30 days and a year
+    as 360 ("15 years 4 months" became 5,519 days); its text ("15 years 4 months 2 days") is
+    exact. Columns are taken by position, so duplicate or odd names cannot break the wrapper.
+    """
+    if not any("INTERVAL" in str(d[1]) for d in description):
+        return None
+    cols = ", ".join(f"CAST(#{i} AS VARCHAR)" if "INTERVAL" in str(d[1]) else f"#{i}"
+                     for i, d in enumerate(description, 1))
+    return f"SELECT {cols} FROM ({sql.strip().rstrip(';')}\n) AS _fundbot_exact"
+
+
 def _connect(path: str, limits: Limits) -> Any:
     try:
         con = duckdb.connect(path, read_only=True, config=sandbox_config(limits))
     except duckdb.ConnectionException as exc:
         # DuckDB shares one instance per file in a process; its settings must agree
         raise RuntimeError(f"cannot open the warehouse read-only in the sandbox: {exc}") from None
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise UnavailableError(f"cannot read the warehouse {path}: "
+                                   f"{str(exc).splitlines()[0]}") from None
+        holder = re.search(r"\(PID (\d+)\)", str(exc))
+        raise UnavailableError(
+            f"the warehouse {path} is locked by another process"
+            + (f" (PID {holder.group(1)})" if holder else "")
+            + " that has it open for writing; close that program and try again") from None
     try:
         locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]
         if not locked:

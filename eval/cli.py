@@ -188,6 +188,10 @@ def _print_summary(s: dict[str, Any], model: str, wall: float, paths: dict[str, 
         print(f"  {LABELS[key]:28} {pct(s.get(key)):>7}")
     print(f"  {'LLM calls / tokens':28} {s['llm_calls']} / "
           f"{s['prompt_tokens'] + s['completion_tokens']:,}")
+    if s.get("verify_checked"):
+        print(f"  {'Verify rejected / withheld':28} {pct(s['verify_rejected']):>7} / "
+              f"{pct(s['verify_replaced'])} (replacements right: "
+              f"{pct(s['verify_replacement_right'])})")
     print(f"reports: {paths['md']}  {paths['html']}  {paths['json']}")
 
 

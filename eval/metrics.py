@@ -25,6 +25,7 @@ from sqlglot import exp
 
 from states.guard import DIALECT, analyze
 from states.ports import Catalog, QueryError
+from states.values import number as _number
 
 # Data cells are compared tightly: a prediction may ROUND(x, 2) or sum in another order.
 CELL_REL_TOL = 1e-4
@@ -90,15 +91,6 @@ def is_ordered(sql: str) -> bool:
 
 
 # ------------------------------------------------------------------- values
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float, Decimal)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    return None
 
 
 def _iso(v: Any) -> str | None:

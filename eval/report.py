@@ -88,6 +88,10 @@ def markdown(report: dict[str, Any], failures: list[str] | None = None) -> str:
     out.append(f"| Seconds per case (mean / p50 / p95) | {_f(s.get('seconds_mean'))} / "
                f"{_f(s.get('seconds_p50'))} / {_f(s.get('seconds_p95'))} |")
     out.append(f"| Failed turns / harness errors | {s['failed_turns']} / {s['errors']} |")
+    if s.get("verify_checked"):
+        out.append(f"| Verify: first drafts rejected / summaries withheld (right results) | "
+                   f"{pct(s['verify_rejected'])} / {pct(s['verify_replaced'])} "
+                   f"({pct(s['verify_replacement_right'])}) |")
     out += ["", "## By tag", "",
             "| tag | cases | exec | table | column | value | ROUGE-L | outcome | passed |",
             "|---|---|---|---|---|---|---|---|---|"]

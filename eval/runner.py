@@ -85,7 +85,7 @@ def score_turn(spec: TurnSpec, r: TurnResult, ref: Reference | None, catalog,
         "columns": list(r.columns), "row_count": len(r.rows), "truncated": r.truncated,
         "llm_calls": r.llm_calls, "prompt_tokens": r.prompt_tokens,
         "completion_tokens": r.completion_tokens, "seconds": round(seconds, 4),
-        "error_kind": r.error_kind, "trace_id": r.trace_id,
+        "error_kind": r.error_kind, "trace_id": r.trace_id, "verification": r.verification,
         "reference_sql": spec.sql, "reference_answer": spec.answer,
     }
     said = r.answer if outcome in ("answer", "refuse") else (r.clarification or r.answer)
@@ -192,6 +192,7 @@ def summarize(cases: list[dict[str, Any]]) -> dict[str, Any]:
     s["failed_turns"] = sum(t["outcome"] == "fail" for t in turns)
     s["errors"] = sum(bool(c["error"]) for c in cases)
     s["stale_cases"] = sum(bool(c["stale"]) for c in cases)
+    s.update(verify_summary(turns))
     s["llm_calls"] = sum(c["llm_calls"] for c in cases)
     s["prompt_tokens"] = sum(c["prompt_tokens"] for c in cases)
     s["completion_tokens"] = sum(c["completion_tokens"] for c in cases)
@@ -202,6 +203,22 @@ def summarize(cases: list[dict[str, Any]]) -> dict[str, Any]:
     s["seconds_p50"] = _percentile(secs, 50)
     s["seconds_p95"] = _percentile(secs, 95)
     return s
+
+
+def verify_summary(turns: list[dict[str, Any]]) -> dict[str, Any]:
+    """How often verify rejected an answer's first draft, how often it withheld the summary,
+    and how often the withheld turn's result (the values posted instead) was right."""
+    checked = [t for t in turns if t.get("verification")]
+    rejected = [t for t in checked if t["verification"] in ("revised", "replaced")]
+    replaced = [t for t in checked if t["verification"] == "replaced"]
+    right = [t for t in replaced if t.get("execution_match") is not None]
+    return {
+        "verify_checked": len(checked),
+        "verify_rejected": len(rejected) / len(checked) if checked else None,
+        "verify_replaced": len(replaced) / len(checked) if checked else None,
+        "verify_replacement_right": (sum(bool(t["execution_match"]) for t in right) / len(right)
+                                     if right else None),
+    }
 
 
 def by_tag(cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -96,6 +96,7 @@ class Catalog:
     tables: dict[str, TableDoc]  # keyed by lower-case table name
     rules: list[str] = field(default_factory=list)  # analyst rules, plain sentences
     as_of: str = ""  # ISO date the data is current to ("data as of")
+    audience: str = ""  # who asks ("a venture fund's general partners"); "" = anyone
 
     def columns_by_table(self) -> dict[str, set[str]]:
         return {t: set(doc.columns) for t, doc in self.tables.items()}
@@ -111,6 +112,7 @@ class Entity:
     table: str = ""
     column: str = ""
     key: Any = None  # primary key value, when known
+    key_column: str = ""  # the column `key` is a value of (companies.company_id)
 
 
 @dataclass
@@ -227,6 +229,9 @@ class Trace:
     final_state: str = ""
     answer: str = ""
     error: str = ""
+    # verify: per answer checked, {"round", "answer", "checks": [{figure, kind, verdict,
+    # support}], "verdict"}
+    verify: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -306,6 +311,11 @@ class TurnResult:
     completion_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     error_kind: str | None = None  # failed turns: empty, too_long, llm, sql, clarify, internal
-    refused: bool = False  # answered without SQL: the question is outside the data
+    # declined as asked: a question outside the data (state answered, no SQL), or a request
+    # that is not acceptable (pasted SQL that is not one read-only query, empty, too long)
+    refused: bool = False
     as_of: str = ""
+    # verified: every figure checked against the data; revised: so, on the second try;
+    # replaced: the summary was withheld and the result's values posted; "": not checked
+    verification: str = ""
     warning: str | None = None  # the answer stands, but something went wrong (e.g. not saved)

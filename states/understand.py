@@ -38,8 +38,8 @@ def run(ctx: TurnContext) -> str:
     text = ctx.text.strip()
     limits = ctx.deps.limits
     if not text:
-        return ctx.fail("empty", "Ask me a question about the fund's data, for example "
-                        "\"How much did we invest in Databricks and what is it worth now?\"")
+        return ctx.fail("empty", "Ask me a question about the data, for example which tables "
+                        "there are or a total for last year.")
     if len(ctx.text) > limits.max_question_chars:
         return ctx.fail("too_long", f"That message is {len(ctx.text):,} characters long; I take "
                         f"questions of up to {limits.max_question_chars:,}. Please ask it "
@@ -93,7 +93,7 @@ def run(ctx: TurnContext) -> str:
     content = (reply.content or "").strip()
     if content.upper().startswith(OUT_OF_SCOPE):
         ctx.answer = content[len(OUT_OF_SCOPE):].strip() or "I can only answer questions about " \
-            "the fund's data."
+            "the data."
         ctx.refused = True
         return "refuse"
     if content and not problem:

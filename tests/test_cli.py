@@ -3,45 +3,19 @@ server on 127.0.0.1, the real DuckDB warehouse, the real SQLite store."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from bot.cli import main
-from tests.fakes.fake_openai import FakeOpenAI
+from bot.cli import main, print_result
+from states.ports import TurnResult
 
 SQL_DB = ("SELECT sum(i.amount_usd) AS invested FROM investments i "
           "JOIN companies c ON c.company_id = i.company_id "
           "WHERE c.company_name = 'Databricks, Inc.'")
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def env(monkeypatch, tmp_path, sample_db, fake):
-    values = {
-        "FUNDBOT_ENV_FILE": str(tmp_path / "no.env"),
-        "FUNDBOT_DB": sample_db,
-        "FUNDBOT_STATE": str(tmp_path / "state.sqlite3"),
-        "FUNDBOT_TODAY": "2026-10-15",
-        "OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "sk-test-cli-SECRET",
-        "FUNDBOT_MODEL": "fake-model",
-        "FUNDBOT_LLM_RETRIES": "1",
-    }
-    for k in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
-        monkeypatch.delenv(k, raising=False)
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    return values
 
 
 def run_json(capsys, *argv):
@@ -139,3 +113,20 @@ def test_console_script_as_a_user_runs_it(env, fake, tmp_path):
     obj = json.loads(proc.stdout)
     assert obj["state"] == "answered" and obj["rows"][0][0] >= 8
     assert "SECRET" not in proc.stdout + proc.stderr
+
+
+def test_ask_marks_a_verified_answer_and_says_when_it_was_replaced(env, fake, capsys):
+    fake.enqueue_tool_call("SELECT count(*) AS n FROM funds").enqueue_text("We have 8 funds.")
+    code, obj = run_json(capsys, "ask", "--json", "How many funds do we have?")
+    assert obj["verification"] == "verified" and obj["answer"] == "We have 8 funds."
+    shown = io.StringIO()
+    print_result(TurnResult(thread_id="t", state="answered", answer=obj["answer"],
+                            sql=obj["sql"], columns=obj["columns"], rows=[(8,)],
+                            verification=obj["verification"]), out=shown)
+    assert "; ✓ figures checked against the data; " in shown.getvalue()
+    fake.enqueue_tool_call("SELECT count(*) AS n FROM funds")
+    fake.enqueue_text("We have 9 funds.").enqueue_text("We have 9 funds, really.")
+    code, obj = run_json(capsys, "ask", "--json", "How many funds do we have?")
+    assert code == 0 and obj["verification"] == "replaced" and obj["llm_calls"] == 3
+    assert "withheld the written summary" in obj["answer"] and "n: 8" in obj["answer"]
+    assert "9" not in obj["answer"]

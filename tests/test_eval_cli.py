@@ -78,15 +78,23 @@ def test_a_real_endpoint_is_scored_and_gated_by_thresholds(runs):
     assert s["table_recall"] == 0.5  # funds instead of companies
     assert s["column_recall"] == 1.0  # COUNT(*) names no column: only the other case counts
     assert s["value_recall"] == 0.5  # the total is in the data; 400 companies is not
-    assert s["answer_value_recall"] == 0.0  # the prose has the wrong figure
+    # the prose has the wrong figure twice: verify withholds it and posts the result's values,
+    # right where the SQL was right (the total), wrong where it was not (8 funds)
+    assert s["answer_value_recall"] == 0.5
     assert s["refusal_recall"] == 1.0 and s["refusal_precision"] == 1.0
-    assert s["llm_calls"] == 5  # understand + interpret twice, understand for the refusal
+    # understand + interpret + one re-interpret twice, understand for the refusal
+    assert s["llm_calls"] == 7
     assert s["prompt_tokens"] > 0 and s["completion_tokens"] > 0
     failures = report["thresholds"]["failures"]
     assert len(failures) == 1 and failures[0].startswith("execution_accuracy: 0.500")
     by_id = {c["id"]: c for c in report["cases"]}
     assert by_id["agg-total-invested"]["passed"]
-    assert by_id["agg-total-invested"]["metrics"]["rouge1"] > 0.3
+    assert by_id["agg-total-invested"]["turns"][0]["verification"] == "replaced"
+    # both answers were rejected and withheld; the one whose SQL was right posted right values
+    assert s["verify_rejected"] == 1.0 and s["verify_replaced"] == 1.0
+    assert s["verify_replacement_right"] == 0.5
+    assert "Verify: first drafts rejected" in (out / "report.md").read_text()
+    assert WRONG_ANSWER not in by_id["agg-total-invested"]["turns"][0]["answer"]
     assert not by_id["agg-company-count"]["passed"]
     assert by_id["agg-company-count"]["turns"][0]["missing_tables"] == ["companies"]
     md = (out / "report.md").read_text()

@@ -229,3 +229,14 @@ def test_stale_values_are_flagged_not_scored_silently(sample_db, tmp_path):
     assert report["summary"]["value_recall"] == 0.0
     assert report["cases"][0]["stale"] and "stored" in report["cases"][0]["stale"][0]
     assert "stale" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_gold_answers_all_verify(gold_run):
+    """Verify rejects none of the gold model's answers (no false rejections)."""
+    _, out = gold_run
+    report = json.loads((out / "report.json").read_text())
+    answered = [t for c in report["cases"] for t in c["turns"] if t["outcome"] == "answer"]
+    assert len(answered) >= 100
+    assert {t["verification"] for t in answered} == {"verified"}
+    s = report["summary"]
+    assert s["verify_rejected"] == 0.0 and s["verify_replacement_right"] is None

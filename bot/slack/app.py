@@ -29,6 +29,9 @@ from states.machine import Deps
 from states.ports import StoreError
 
 log = logging.getLogger(__name__)
+# Bolt reads SLACK_BOT_TOKEN from the environment even when handed a client carrying that same
+# token, then warns "`token` will be unused" at every start: noise, so that one line is dropped.
+logging.getLogger("slack_bolt.App").addFilter(lambda r: "will be unused" not in r.getMessage())
 
 EVENTS_PATH = "/slack/events"
 DEFAULT_API_URL = "https://slack.com/api/"
