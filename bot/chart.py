@@ -402,6 +402,14 @@ def _alt(spec: ChartSpec, notes: list[str], as_of: str) -> str:
 # -------------------------------------------------------------------------- entry
 
 
+def chart_for_result(result: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> Chart | None:
+    """The chart for an answered turn (a TurnResult), titled with its question; else None."""
+    if result.state != "answered" or not result.sql or not result.rows:
+        return None
+    return chart_for(result.columns, result.rows, title=result.question, as_of=result.as_of,
+                     hint=result.chart_hint, timeout_s=timeout_s)
+
+
 def chart_for(
     columns: list[str],
     rows: list[tuple],

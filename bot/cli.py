@@ -10,6 +10,7 @@ import re
 import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, UnavailableError, load_config
@@ -148,19 +149,42 @@ def cmd_ask(args: argparse.Namespace) -> int:
     thread = args.thread or f"cli-{uuid.uuid4().hex[:10]}"
     with opened(load_config()) as deps:
         result = run_turn(deps, thread, args.question, user="cli")
+    chart = save_chart(result, Path(args.chart)) if args.chart else None
     if args.json:
-        print(dump_json(result_json(result)))
+        print(dump_json({**result_json(result), **({"chart": chart} if args.chart else {})}))
     else:
         print_result(result)
+        if args.chart:
+            print(f"chart: {chart}" if chart else "chart: none (this result reads better as "
+                  "text)")
         print(f"\nthread: {thread} (continue with: fundbot ask --thread {thread} \"...\")")
     return exit_code(result)
+
+
+def save_chart(result: TurnResult, path: Path) -> str | None:
+    """Draw the turn's chart into `path` (a PNG, with its alt text beside it as .txt)."""
+    from bot.chart import chart_for_result
+
+    chart = chart_for_result(result)
+    if chart is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(chart.png)
+        path.with_suffix(".txt").write_text(chart.alt + "\n", encoding="utf-8")
+    except OSError as exc:
+        print(f"fundbot: could not save the chart to {path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return None
+    return str(path)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from bot.runtime import opened
 
-    with opened(load_config()) as deps:
-        return _chat(deps)
+    config = load_config()
+    with opened(config) as deps:
+        return _chat(deps, Path(config.chart_dir))
 
 
 CHAT_HELP = """Ask a question in plain words; answer a clarifying question with its number or name.
@@ -185,7 +209,7 @@ def _line_editing() -> None:
         pass
 
 
-def _chat(deps) -> int:
+def _chat(deps, chart_dir: Path) -> int:
     from states.machine import run_turn
 
     _line_editing()
@@ -221,6 +245,9 @@ def _chat(deps) -> int:
             print("(cancelled; the thread is as it was before this question)")
             continue
         print_result(result)
+        chart = save_chart(result, chart_dir / f"{result.trace_id or thread}.png")
+        if chart:
+            print(f"(chart: {chart})")
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -359,6 +386,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("question")
     a.add_argument("--thread", help="continue this conversation (follow-up or clarification)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.add_argument("--chart", metavar="FILE", help="save a chart of the answer as PNG, when the "
+                   "result deserves one (a trend, a comparison of up to 20 things, shares)")
     a.set_defaults(func=cmd_ask)
     sub.add_parser("chat", help="terminal chat").set_defaults(func=cmd_chat)
     s = sub.add_parser("sql", help="run SQL through the same guard and sandbox")

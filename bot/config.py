@@ -51,6 +51,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     mcp_token: str = ""  # FUNDBOT_MCP_TOKEN: a token, or name:token pairs (bot/mcp_server.py)
     mcp_rate: str = "60/minute"  # FUNDBOT_MCP_RATE: tool calls per MCP client
+    chart_dir: str = "data/charts"  # FUNDBOT_CHART_DIR: where `fundbot chat` saves charts
 
     @property
     def llm_configured(self) -> bool:
@@ -156,4 +157,5 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         limits=limits,
         mcp_token=get("FUNDBOT_MCP_TOKEN"),
         mcp_rate=get("FUNDBOT_MCP_RATE", "60/minute"),
+        chart_dir=get("FUNDBOT_CHART_DIR", "data/charts"),
     )

@@ -9,6 +9,7 @@ is required off loopback). See docs/MCP.md.
 # No `from __future__ import annotations`: the tools are closures whose input schemas carry the
 # configured limits, and the SDK reads their annotations at registration.
 
+import base64
 import dataclasses
 import hmac
 import json
@@ -33,11 +34,12 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
+from bot.chart import Chart, chart_for_result
 from bot.cli import jsonable
 from bot.config import Config, ConfigError
 from bot.slack.access import Access
@@ -155,11 +157,17 @@ def ask_output(result: TurnResult, thread_id: str, cap: int) -> dict[str, Any]:
     return AskResult.model_validate(data).model_dump(mode="json")
 
 
-def ask_content(output: dict[str, Any]) -> list[ContentBlock]:
+def ask_content(output: dict[str, Any], chart: Chart | None = None) -> list[ContentBlock]:
     """What a client that reads only content blocks sees: the structured result as JSON text
-    (as the MCP spec asks of tools with structured output). A chart (issue 18) goes here, as an
-    ImageContent block after the text."""
-    return [TextContent(type="text", text=json.dumps(output, ensure_ascii=False))]
+    (as the MCP spec asks of tools with structured output), then the chart, when the result
+    deserves one, as a PNG image block after a text block with its description."""
+    blocks: list[ContentBlock] = [TextContent(type="text",
+                                              text=json.dumps(output, ensure_ascii=False))]
+    if chart is not None:
+        blocks += [TextContent(type="text", text=f"Chart: {chart.alt}"),
+                   ImageContent(type="image", mime_type="image/png",
+                                data=base64.b64encode(chart.png).decode("ascii"))]
+    return blocks
 
 
 # ------------------------------------------------------------- identity and access
@@ -328,7 +336,8 @@ def build_server(config: Config, deps: Deps, *, http: bool = False, host: str = 
                                     "thread_id to start a conversation")
             result = run_turn(deps, key, question, user=f"mcp:{client}")
         output = ask_output(result, thread, cap)
-        return CallToolResult(content=ask_content(output), structured_content=output)
+        return CallToolResult(content=ask_content(output, chart_for_result(result)),
+                              structured_content=output)
 
     @server.tool(annotations=READ_ONLY, title="Run read-only SQL",
                  description="Run one read-only SELECT over the fund's warehouse (DuckDB dialect) "

@@ -56,6 +56,7 @@ class TurnContext:
     verify_rounds: int = 0  # answers verify has checked this turn
     rejected: list[Any] = field(default_factory=list)  # verify.Check the last answer failed
     verification: str = ""  # verified | revised | replaced ("" when nothing was checked)
+    chart_hint: str | None = None  # the model's suggestion (line, bar, none); the rules decide
 
     # --------------------------------------------------------------- helpers
     @property

@@ -283,6 +283,7 @@ def _finish(ctx: TurnContext, state: S, t_start: float, waiting: Pending | None)
         completion_tokens=sum(c.completion_tokens for c in ctx.trace.llm_calls),
         timings_ms=timings, error_kind=ctx.error_kind, refused=ctx.refused,
         as_of=ctx.deps.warehouse.catalog.as_of, verification=ctx.verification,
+        question=ctx.question, chart_hint=ctx.chart_hint,
         warning=warning,
     )
 

@@ -318,4 +318,6 @@ class TurnResult:
     # verified: every figure checked against the data; revised: so, on the second try;
     # replaced: the summary was withheld and the result's values posted; "": not checked
     verification: str = ""
+    question: str = ""  # the question answered (the original one when a reply resolved it)
+    chart_hint: str | None = None  # the model's chart suggestion; bot/chart.py's rules decide
     warning: str | None = None  # the answer stands, but something went wrong (e.g. not saved)

@@ -19,7 +19,12 @@ SQL_TOOL: dict[str, Any] = {
                        "and get rows back.",
         "parameters": {
             "type": "object",
-            "properties": {"sql": {"type": "string", "description": "One DuckDB SELECT query."}},
+            "properties": {
+                "sql": {"type": "string", "description": "One DuckDB SELECT query."},
+                "chart": {"type": "string", "enum": ["line", "bar", "none"],
+                          "description": "Optional: how a person would rather see the result "
+                                         "(line over time, bar by category, none)."},
+            },
             "required": ["sql"],
         },
     },

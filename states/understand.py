@@ -88,7 +88,7 @@ def run(ctx: TurnContext) -> str:
     except LLMError as exc:
         return ctx.fail("llm", llm_trouble(exc), detail=f"{exc.kind}: {exc.message}")
     if sql:
-        ctx.sql = sql
+        ctx.sql, ctx.chart_hint = sql, chart_hint(reply)
         return "sql"
     content = (reply.content or "").strip()
     if content.upper().startswith(OUT_OF_SCOPE):
@@ -137,6 +137,18 @@ def sql_from_reply(reply: LLMReply) -> tuple[str | None, str | None]:
             return sql.strip(), None
         problems.append("sql_query was called without a 'sql' string")
     return None, "; ".join(problems)
+
+
+def chart_hint(reply: LLMReply) -> str | None:
+    """The model's suggestion of a chart (sql_query's optional `chart`); the rules decide."""
+    for call in reply.tool_calls:
+        if call.name == "sql_query":
+            try:
+                hint = json.loads(call.arguments or "{}").get("chart")
+            except (ValueError, AttributeError):
+                return None
+            return hint if hint in ("line", "bar", "none") else None
+    return None
 
 
 def llm_trouble(exc: LLMError) -> str:

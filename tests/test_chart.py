@@ -12,8 +12,10 @@ import pytest
 from PIL import Image
 
 from bot.chart import MAX_POINTS, chart_for, choose, label, money_short
+from bot.cli import main
 from bot.warehouse import open_warehouse
 from states.ports import Limits
+from tests.fakes.fake_openai import tool_calls
 
 D = date
 Q = [D(2025, 3, 31), D(2025, 6, 30), D(2025, 9, 30), D(2025, 12, 31)]
@@ -158,3 +160,55 @@ def test_only_the_capped_rows_are_drawn():
     rows = [(D.fromordinal(start + i), float(i)) for i in range(MAX_POINTS + 500)]
     chart = chart_for(["day", "value_usd"], rows)
     assert chart is not None and f"({MAX_POINTS} points)" in chart.alt
+
+
+# ------------------------------------------------------------- through the command line
+
+BY_FUND = ("SELECT f.fund_name, SUM(i.amount_usd) AS invested FROM investments i "
+           "JOIN funds f USING (fund_id) GROUP BY 1")
+
+
+def _ask(capsys, *argv):
+    code = main(["ask", "--json", *argv])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_ask_chart_saves_the_png_and_its_alt_text(env, fake, capsys, tmp_path):
+    fake.enqueue_tool_call(BY_FUND).enqueue_text("Here is what each fund has invested.")
+    out = tmp_path / "charts" / "by-fund.png"
+    code, obj = _ask(capsys, "--chart", str(out), "How much has each fund invested?")
+    assert code == 0 and obj["state"] == "answered" and obj["chart"] == str(out)
+    assert out.read_bytes().startswith(b"\x89PNG") and _pixels(out.read_bytes())[1] > 0.03
+    alt = out.with_suffix(".txt").read_text()
+    assert alt.startswith("Horizontal bar chart of Invested by Fund name") and "8 bars" in alt
+
+
+def test_the_model_may_switch_the_chart_off_and_one_row_gets_none(env, fake, capsys, tmp_path):
+    fake.enqueue(tool_calls([("sql_query", {"sql": BY_FUND, "chart": "none"})]))
+    fake.enqueue_text("Here is what each fund has invested.")
+    code, obj = _ask(capsys, "--chart", str(tmp_path / "a.png"), "How much per fund?")
+    assert code == 0 and obj["chart"] is None and not (tmp_path / "a.png").exists()
+    fake.enqueue_tool_call("SELECT count(*) AS n FROM funds").enqueue_text("We have 8 funds.")
+    code, obj = _ask(capsys, "--chart", str(tmp_path / "b.png"), "How many funds?")
+    assert code == 0 and obj["chart"] is None and not (tmp_path / "b.png").exists()
+
+
+def test_a_chart_that_cannot_be_saved_does_not_fail_the_answer(env, fake, capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    fake.enqueue_tool_call(BY_FUND).enqueue_text("Here is what each fund has invested.")
+    code = main(["ask", "--chart", str(blocker / "x.png"), "How much has each fund invested?"])
+    captured = capsys.readouterr()
+    assert code == 0 and "invested" in captured.out and "chart: none" in captured.out
+    assert "could not save the chart" in captured.err
+
+
+def test_chat_saves_each_chart_and_prints_its_path(env, fake, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNDBOT_CHART_DIR", str(tmp_path / "charts"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("How much has each fund invested?\n/quit\n"))
+    fake.enqueue_tool_call(BY_FUND).enqueue_text("Here is what each fund has invested.")
+    assert main(["chat"]) == 0
+    out = capsys.readouterr().out
+    saved = list((tmp_path / "charts").glob("*.png"))
+    assert len(saved) == 1 and f"(chart: {saved[0]})" in out
+    assert saved[0].read_bytes().startswith(b"\x89PNG")

@@ -5,6 +5,7 @@ OpenAI-compatible server on 127.0.0.1, the warehouse the sample DuckDB file."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import dataclasses
 import http.client
@@ -251,6 +252,20 @@ def test_ask_answers_in_full_and_the_trace_and_feedback_follow(stdio, stdio_stat
         saved = store.feedback_for(out["trace_id"])
     assert [(f["user"], f["value"], f["comment"]) for f in saved] == [
         ("mcp:local", -1, "count the exits too")]
+
+
+def test_ask_returns_a_chart_as_an_image_block_when_the_result_deserves_one(stdio, llm):
+    sql = ("SELECT f.fund_name, SUM(i.amount_usd) AS invested FROM investments i "
+           "JOIN funds f USING (fund_id) GROUP BY 1")
+    llm.enqueue_tool_call(sql).enqueue_text("Here is what each fund has invested.")
+    result = stdio.call("ask", {"question": "How much has each fund invested?"})
+    assert not result.is_error and result.structured_content["state"] == "answered"
+    kinds = [block.type for block in result.content]
+    assert kinds == ["text", "text", "image"]
+    assert result.content[1].text.startswith("Chart: Horizontal bar chart of Invested by Fund")
+    image = result.content[2]
+    assert image.mime_type == "image/png"
+    assert base64.b64decode(image.data).startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_clarification_is_answered_in_a_second_call(stdio, llm):
