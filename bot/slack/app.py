@@ -54,7 +54,9 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
         # Listeners only claim the event and queue it, so running them before the response
         # keeps arrival order and still acknowledges in milliseconds.
         process_before_response=True,
-        name="fundbot",
+        # Bolt resets the level of the logger named after the app on every request: not our
+        # "fundbot" logger, whose children (fundbot.turn...) would follow it.
+        name="fundbot-slack",
     )
     dispatcher = Dispatcher(workers=config.workers, quiet=Quiet())
     claims = Claims(deps.store)
