@@ -86,21 +86,26 @@ def run(repeat: int = 5) -> dict[str, Any]:
     cold_ms = (time.perf_counter() - t0) * 1000
     drawn: list[float] = []
     skipped: list[float] = []
-    kinds: dict[str, int] = {}
-    for _ in range(repeat):
-        for _case, question, columns, rows in results:
+    best: dict[str, float] = {}  # each charted result's fastest run: without other processes'
+    kinds: dict[str, int] = {}   # time slices on a shared machine
+    for rep in range(repeat):
+        for case, question, columns, rows in results:
             t = time.perf_counter()
             chart = chart_for(columns, rows, title=question, as_of="2026-09-30")
             ms = (time.perf_counter() - t) * 1000
             (drawn if chart else skipped).append(ms)
-            if chart and _ == 0:
-                kinds[chart.spec.kind] = kinds.get(chart.spec.kind, 0) + 1
+            if chart:
+                best[case] = min(best.get(case, ms), ms)
+                if rep == 0:
+                    kinds[chart.spec.kind] = kinds.get(chart.spec.kind, 0) + 1
     return {"benchmark": "charts", "results": len(results), "repeat": repeat,
             "charted": sum(kinds.values()), "kinds": kinds,
             "cold_first_chart_ms": round(cold_ms, 1),
-            "chart_ms": dist(drawn), "no_chart_ms": dist(skipped, 4),
+            "chart_ms": dist(drawn), "chart_ms_best_of_runs": dist(list(best.values())),
+            "no_chart_ms": dist(skipped, 4),
             "targets": {"chart_p95_ms": 300, "no_chart_p95_ms": 1},
             "met": {"chart_p95": dist(drawn)["p95"] <= 300,
+                    "chart_p95_best_of_runs": dist(list(best.values()))["p95"] <= 300,
                     "no_chart_p95": dist(skipped, 4)["p95"] <= 1}}
 
 

@@ -8,9 +8,11 @@ Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scal
 at 11M valuation rows), slack (Slack under load), eval (eval throughput), mcp (an `ask` over
 MCP vs the same turn in-process), exits (200 starts of `fundbot sql --json`, all must exit 0),
 wide (own time per turn at 6 vs 60 tables), verify (answer verification: false rejections,
-catches, step time). Each result is kept in bench/.cache/results.json, so `--only` refreshes
-one section of the document and keeps the others. Exit status 1 when any target was missed
-(the figures are written regardless).
+catches, step time), charts (a chart's cost per turn), sqlwall (the SQL worker pool's cost and
+attacks past the guard), slack_attack (Slack under load and attack). Each result is kept in
+bench/.cache/results.json, so `--only` refreshes one section of the document and keeps the
+others (and their summary rows). Exit status 1 when any target was missed (the figures are
+written regardless).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def _mcp(quick: bool) -> dict[str, Any]:
     from bench import mcp_overhead
 
     return mcp_overhead.run(turns=50 if quick else 300)
+
+
 def _exits(quick: bool) -> dict[str, Any]:
     from bench import exit_loop
 
@@ -81,6 +85,31 @@ def _wide(quick: bool) -> dict[str, Any]:
     from bench import wide
 
     return wide.run(turns=100 if quick else 400)
+
+
+def _sqlwall(quick: bool) -> dict[str, Any]:
+    from bench import sqlwall
+
+    return sqlwall.run(queries=100 if quick else 600)
+
+
+def _slack_attack(quick: bool) -> dict[str, Any]:
+    from bench import slack_load
+
+    mentions = 20 if quick else 100
+    r = slack_load.run(mentions, 0.5, 8, attack=True)
+    return {"benchmark": "slack_under_attack", **r,
+            "targets": {"ack_p99_ms": 100, "answered_exactly_once": mentions,
+                        "oversized_status": 413},
+            "met": {"ack_p99": r["ack_ms"]["p99"] <= 100, "answered": slack_load.ok(r)
+                    or r["answered_exactly_once"] == mentions,
+                    "oversized_413": set(r["attack"]["oversized_statuses"]) == {413}}}
+
+
+def _charts(quick: bool) -> dict[str, Any]:
+    from bench import charts
+
+    return charts.run(repeat=2 if quick else 5)
 
 
 def _verify(quick: bool) -> dict[str, Any]:
@@ -107,6 +136,9 @@ RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "exits": _exits,
     "wide": _wide,
     "verify": _verify,
+    "charts": _charts,
+    "sqlwall": _sqlwall,
+    "slack_attack": _slack_attack,
     "replicas": _replicas,
 }
 ORDER = tuple(RUNNERS)
@@ -257,6 +289,9 @@ def _render_mcp(r: dict[str, Any]) -> list[str]:
     out += ["", (f"{r['turns']} calls per path after {r['warmup_turns']} warm-up calls, each a "
             f"new thread: \"{r['question']}\". Own time added by MCP (p50): stdio "
             f"{extra['mcp_stdio']} ms, HTTP {extra['mcp_http']} ms.")]
+    return out
+
+
 def _render_exits(r: dict[str, Any]) -> list[str]:
     s = r["seconds_per_run"]
     return [(f"`{r['command']}` started {r['runs']} times as separate processes: exit codes "
@@ -314,6 +349,51 @@ def _render_verify(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _render_sqlwall(r: dict[str, Any]) -> list[str]:
+    out = [_row("", "p50 ms", "p95 ms", "p99 ms"), _row("---", "--:", "--:", "--:")]
+    for label, key in (("in process (before issue 10)", "in_process_ms"),
+                       ("worker pool", "worker_pool_ms"), ("added, pairwise", "added_ms_pairwise")):
+        out.append(_row(label, r[key]["p50"], r[key]["p95"], r[key]["p99"]))
+    out += ["", f"Added at the median: {r['added_p50_ms']} ms over {r['queries']} queries "
+            f"({r['distinct_sql']} eval reference queries, interleaved).", "",
+            _row("attack, guard bypassed", "stopped in s", "outcome"), _row("---", "--:", "---")]
+    for name, x in r["attacks_guard_bypassed"].items():
+        out.append(_row(name, x["seconds"], x["outcome"]))
+    out += ["", f"Limits {r['attack_limits']}; workers replaced {r['workers_replaced']}; the "
+            f"bot process's peak RSS {r['bot_peak_rss_mib_during_attacks']} MiB. A worker maps "
+            f"{r.get('worker_mapped_at_open_mib')} MiB once the warehouse is open; its "
+            f"RLIMIT_AS with the 1GB limit: {r.get('worker_rlimit_as_mib')} MiB."]
+    return out
+
+
+def _render_slack_attack(r: dict[str, Any]) -> list[str]:
+    a = r["attack"]
+    return [_row("ack p50 ms", "ack p99 ms", "answered", "exactly once", "oversized bodies",
+                 "idle re-opened", "bot peak RSS MiB"),
+            _row("--:", "--:", "--:", "--:", "---", "--:", "--:"),
+            _row(r["ack_ms"]["p50"], r["ack_ms"]["p99"], f"{r['answered']}/{r['mentions']}",
+                 r["answered_exactly_once"], ", ".join(map(str, a["oversized_statuses"])),
+                 a["idle_reopened"], a["bot_peak_rss_mib"]),
+            "", (f"{r['mentions']} signed mentions at once, fake LLM 0.5 s a call, 8 workers, "
+                 "while another process holds 200 idle connections (re-opened when dropped) "
+                 "and streams 4 unsigned bodies announcing 400 MB.")]
+
+
+def _render_charts(r: dict[str, Any]) -> list[str]:
+    out = [_row("turn", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"),
+           _row("---", "--:", "--:", "--:", "--:", "--:")]
+    for label, key in (("a chart is drawn (choice + drawing + PNG), every run", "chart_ms"),
+                       ("a chart is drawn, each result's fastest run", "chart_ms_best_of_runs"),
+                       ("no chart (the choice alone)", "no_chart_ms")):
+        d = r[key]
+        out.append(_row(label, d["n"], d["p50"], d["p95"], d["p99"], d["max"]))
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["kinds"].items()))
+    out += ["", (f"{r['results']} results (every bundled answer case's reference result and the "
+                 f"three README examples), {r['repeat']} times each; {r['charted']} deserve a "
+                 f"chart ({kinds}). The first chart of a process costs "
+                 f"{r['cold_first_chart_ms']} ms (matplotlib's import and font cache).")]
+
+
 def _render_replicas(r: dict[str, Any]) -> list[str]:
     out = [_row("store", "ack p50 ms", "ack p99 ms", "ack max ms", "one ack alone ms",
                 "answered"), _row("---", "--:", "--:", "--:", "--:", "--:")]
@@ -345,6 +425,9 @@ RENDER = {
     "exits": _render_exits,
     "wide": _render_wide,
     "verify": _render_verify,
+    "charts": _render_charts,
+    "sqlwall": _render_sqlwall,
+    "slack_attack": _render_slack_attack,
     "replicas": _render_replicas,
 }
 
@@ -399,6 +482,24 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 ("verify step p95 ≤ 2 ms",
                  (f"{r['verify_step_ms_best_of_runs']['p95']} ms (fastest run per turn; "
                   f"raw {r['verify_step_ms']['p95']} ms)"), _ok(met.get("p95_ms")))]
+    if name == "sqlwall":
+        return [("SQL worker pool: added p50 ≤ 2 ms", f"{r['added_p50_ms']} ms",
+                 _ok(met.get("added_p50"))),
+                ("attacks past the guard stopped ≤ limit + 2 s",
+                 ", ".join(f"{x['seconds']} s" for x in r["attacks_guard_bypassed"].values()),
+                 _ok(met.get("attacks_stopped")))]
+    if name == "slack_attack":
+        return [("under attack: ack p99 ≤ 100 ms, all answered once, 413s",
+                 (f"p99 {r['ack_ms']['p99']} ms, {r['answered_exactly_once']}/{r['mentions']}, "
+                  f"{r['attack']['bot_peak_rss_mib']} MiB peak"),
+                 _ok(all(met.values())))]
+    if name == "charts":
+        best = r.get("chart_ms_best_of_runs", {}).get("p95", "–")
+        return [("chart per turn p95 ≤ 300 ms", f"{r['chart_ms']['p95']} ms (each result's "
+                 f"fastest run: {best} ms)",
+                 _ok(met.get("chart_p95"))),
+                ("turn with no chart: no drawing", f"{r['no_chart_ms']['p95']} ms p95 (choice "
+                 "only)", _ok(met.get("no_chart_p95")))]
     if name == "replicas":
         rows = [(f"ack p99 ≤ 100 ms with the inbox write on {a['store']}",
                  f"p99 {a['ack_ms']['p99']} ms, {a['answered']}/{a['mentions']} answered",
@@ -459,12 +560,28 @@ def render_block(name: str, entry: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def results_in_doc(text: str) -> dict[str, Any]:
+    """The results the document already shows (each block keeps its JSON), by benchmark."""
+    found = {}
+    for name in ORDER:
+        m = re.search(rf"<!-- bench:{name} .*?```json\n(.*?)\n```.*?<!-- /bench:{name} -->",
+                      text, re.DOTALL)
+        if m:
+            try:
+                found[name] = {"result": json.loads(m.group(1))}
+            except ValueError:
+                pass
+    return found
+
+
 def write_doc(results: dict[str, Any], path: Path = DOC) -> None:
-    """Replace each benchmark's generated block in the document, keeping the prose around."""
+    """Replace each benchmark's generated block in the document, keeping the prose around;
+    the summary keeps the rows of benchmarks not run this time (from their blocks' JSON)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     summary = re.compile(r"<!-- bench:summary .*?<!-- /bench:summary -->", re.DOTALL)
     if summary.search(text):
-        text = summary.sub(lambda _m: render_summary(results), text)
+        shown = {**results_in_doc(text), **results}
+        text = summary.sub(lambda _m: render_summary(shown), text)
     for name in ORDER:
         if name not in results:
             continue

@@ -277,11 +277,12 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_db_init(args: argparse.Namespace) -> int:
     import time
 
-    from schemas.generate import build
+    from schemas.generate import DEFAULT_SEED, build
 
     path = args.path or load_config().db_path
     t0 = time.perf_counter()
-    counts = build(path, scale=args.scale)
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    counts = build(path, scale=args.scale, seed=seed)
     summary = ", ".join(f"{k} {v:,}" for k, v in counts.items())
     print(f"built {path} in {time.perf_counter() - t0:.1f}s: {summary}")
     return EXIT_OK
@@ -398,6 +399,8 @@ def parser() -> argparse.ArgumentParser:
     init = db.add_parser("init", help="build the sample warehouse")
     init.add_argument("--path", help="DuckDB file (default: FUNDBOT_DB or data/fund.duckdb)")
     init.add_argument("--scale", type=float, default=1.0, help="multiply the row counts")
+    init.add_argument("--seed", type=int, default=None, help="another seed builds a variant: "
+                      "same schema, names and rules, different values")
     init.set_defaults(func=cmd_db_init)
     mig = db.add_parser("migrate-state", help="copy every conversation, trace, event id and "
                         "feedback row from one state store to another (SQLite path or "

@@ -17,7 +17,8 @@ def build_llm(config: Config):
     # Local servers (Ollama, llama.cpp) ignore the key, but the SDK insists on one.
     return OpenAIChat(api_key=config.openai_api_key or "not-needed",
                       base_url=config.openai_base_url or None, model=config.model,
-                      timeout_s=config.limits.llm_timeout_s, retries=config.limits.llm_retries)
+                      timeout_s=config.limits.llm_timeout_s, retries=config.limits.llm_retries,
+                      max_completion_tokens=config.limits.max_completion_tokens)
 
 
 def build_deps(config: Config, llm=None) -> Deps:

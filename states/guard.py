@@ -24,6 +24,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
+from states import bounds
 from states.cache import per_catalog
 from states.ports import Catalog, QueryError
 
@@ -476,6 +477,16 @@ def _analyze_query(statement: exp.Expr, catalog: Catalog, an: Analysis) -> None:
 
 def analyze(sql: str, catalog: Catalog) -> Analysis:
     """Tables, columns and functions `sql` references; raises QueryError("parse") only."""
+    deep = bounds.nesting_problem(sql)  # the same bound as check(), whatever the parser manages
+    if deep:
+        raise QueryError("parse", deep, sql)
+    try:
+        return _analyze(sql, catalog)
+    except RecursionError:
+        raise QueryError("parse", bounds.nesting_message(), sql) from None
+
+
+def _analyze(sql: str, catalog: Catalog) -> Analysis:
     statements = _parse(sql)
     an = Analysis(statement_count=len(statements))
     an.kind = _kind(statements[0]) if len(statements) == 1 else (
@@ -582,11 +593,21 @@ def check(sql: str, catalog: Catalog, max_rows: int) -> str:
     checked is what runs) yields at most `max_rows + 1` rows: a (max_rows+1)-th row
     means the answer was truncated, and the executor fetches no more than that.
     """
+    try:
+        return _check(sql, catalog, max_rows)
+    except RecursionError:  # a shape the token count missed; never a traceback
+        raise _refuse(bounds.nesting_message(), sql) from None
+
+
+def _check(sql: str, catalog: Catalog, max_rows: int) -> str:
     if not sql or not sql.strip():
         raise _refuse("the SQL is empty; write one SELECT query", sql)
     if len(sql) > MAX_SQL_CHARS:
         raise _refuse(f"the SQL is {len(sql):,} characters long; the limit is "
                       f"{MAX_SQL_CHARS:,}: write a shorter query", sql)
+    deep = bounds.nesting_problem(sql)
+    if deep:
+        raise _refuse(deep, sql)
     statements = _parse(sql)
     if not statements:
         raise _refuse("the SQL holds no statement; write one SELECT query", sql)
@@ -602,7 +623,7 @@ def check(sql: str, catalog: Catalog, max_rows: int) -> str:
             f"only read-only queries (SELECT, WITH ... SELECT, UNION/INTERSECT/EXCEPT) are "
             f"allowed; this statement is {what}", sql)
 
-    problems = _structure_problems(statement)
+    problems = _structure_problems(statement) + bounds.shape_problems(statement)
     if problems:  # fatal on their own; resolving columns on top would only add noise
         raise _refuse("; ".join(dict.fromkeys(problems)), sql)
     an = Analysis(statement_count=1, kind=_kind(statement))
@@ -619,6 +640,7 @@ def check(sql: str, catalog: Catalog, max_rows: int) -> str:
             f"function(s) not allowed: {', '.join(sorted(set(refused_fns)))}; use standard "
             "aggregates, window, date, string, math and conditional functions")
     problems += _size_problems(statement, sql)
+    problems += bounds.size_problems(statement)
     if problems or unknown:
         unique = list(dict.fromkeys(unknown + problems))
         more = f" (and {len(unique) - _MAX_PROBLEMS} more)" if len(unique) > _MAX_PROBLEMS else ""

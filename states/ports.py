@@ -287,6 +287,9 @@ class Limits:
     debug_attempts: int = 3
     clarify_rounds: int = 2
     history_turns: int = 4  # previous turns of the thread sent as context
+    max_result_bytes: int = 10_000_000  # bytes of rows a query may return (rows are cut there)
+    sql_workers: int = 2  # warm SQL worker processes (bot/sqlpool.py)
+    max_completion_tokens: int = 2000  # sent with every chat completion request
 
 
 # ------------------------------------------------------------------ turn result

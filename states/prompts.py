@@ -189,7 +189,12 @@ def _cell(v: Any) -> str:
     """One table cell on one line: warehouse text is data, so a value must not be able to end
     its row or the table (a newline, a '|') and start lines that read as instructions."""
     text = _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], fmt_value(v).replace("|", "/"))
-    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
+    return clip(text, MAX_CELL_CHARS)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def result_table(result: QueryResult, max_rows: int) -> str:

@@ -15,6 +15,7 @@ import sqlglot
 from sqlglot import exp
 
 from states.context import TurnContext
+from states.guard import MAX_SQL_CHARS
 from states.ports import Entity, LLMError, LLMReply
 from states.prompts import (
     OUT_OF_SCOPE,
@@ -24,6 +25,10 @@ from states.prompts import (
     system_prompt,
 )
 from states.pruning import relevant_tables, tables_named
+
+# The model is untrusted input: its tool calls are bounded before they are parsed.
+MAX_ARGUMENT_CHARS = MAX_SQL_CHARS * 2 + 1000  # JSON escaping can double the SQL's length
+MAX_TOOL_CALLS = 4  # tool calls of one reply looked at
 
 _SQL_START = re.compile(
     r"^\s*(select|with|from|insert|update|delete|merge|drop|create|alter|truncate|attach|detach|"
@@ -123,16 +128,24 @@ def sql_from_reply(reply: LLMReply) -> tuple[str | None, str | None]:
     if not reply.tool_calls:
         return None, None if reply.content else "no tool call and no text"
     problems = []
-    for call in reply.tool_calls:
+    for call in reply.tool_calls[:MAX_TOOL_CALLS]:
         if call.name != "sql_query":
             problems.append(f"unknown tool {call.name[:60]!r}")
             continue
+        if len(call.arguments or "") > MAX_ARGUMENT_CHARS:  # before parsing: never load it
+            problems.append(f"sql_query arguments were {len(call.arguments):,} characters; "
+                            f"the SQL limit is {MAX_SQL_CHARS:,}: write a shorter query")
+            continue
         try:
             args = json.loads(call.arguments or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             problems.append("sql_query arguments were not valid JSON")
             continue
         sql = args.get("sql") if isinstance(args, dict) else None
+        if isinstance(sql, str) and len(sql) > MAX_SQL_CHARS:
+            problems.append(f"the SQL was {len(sql):,} characters; the limit is "
+                            f"{MAX_SQL_CHARS:,}: write a shorter query")
+            continue
         if isinstance(sql, str) and sql.strip():
             return sql.strip(), None
         problems.append("sql_query was called without a 'sql' string")

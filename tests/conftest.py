@@ -43,6 +43,12 @@ def env(monkeypatch, tmp_path, sample_db, fake):
     for k, v in values.items():
         monkeypatch.setenv(k, v)
     return values
+@pytest.fixture
+def clean_llm_env(monkeypatch, tmp_path):
+    """No .env, pinned dates or endpoints from the developer's shell leak into a run."""
+    monkeypatch.setenv("FUNDBOT_ENV_FILE", str(tmp_path / "absent.env"))
+    for name in ("FUNDBOT_TODAY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FUNDBOT_MODEL"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

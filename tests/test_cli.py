@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.cli import main, print_result
 from states.ports import TurnResult
 
@@ -89,6 +91,20 @@ def test_sql_json_failure_exit_1(env, capsys):
     assert code in (1, 2) and obj["error"]["kind"] in {"binder", "runtime", "refused", "parse"}
     code, obj = run_json(capsys, "sql", "--json", "SELEC fund_name FROM funds")
     assert code in (1, 2) and obj["error"]["kind"] in {"parse", "refused"}
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT " + "(" * 500 + "1" + ")" * 500 + " FROM funds",
+    "SELECT 1 FROM funds WHERE " + "NOT " * 500 + "true",
+    "SELECT " + "CASE WHEN true THEN " * 300 + "1" + " END" * 300 + " FROM funds",
+])
+def test_sql_nested_500_deep_is_one_line_not_a_traceback(env, capsys, sql):
+    """Issue 10: `fundbot sql` printed a 1,000-frame RecursionError traceback."""
+    code = main(["sql", sql])
+    out = capsys.readouterr()
+    assert code == 2 and "Traceback" not in out.err + out.out
+    assert "nested too deeply" in out.err + out.out
+    assert len((out.err + out.out).strip().splitlines()) <= 2
 
 
 def test_missing_warehouse_names_db_init(monkeypatch, env, tmp_path, capsys):

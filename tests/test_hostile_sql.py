@@ -69,8 +69,9 @@ def eval_reference_sql() -> list[tuple[str, str]]:
             continue
         case = json.loads(line)
         for i, turn in enumerate(case.get("turns") or [case]):
-            if turn.get("sql"):
-                out.append((f"{case.get('id', n)}#{i}", turn["sql"]))
+            sqls = turn.get("sql") or []  # one query or a list of acceptable ones
+            for sql in [sqls] if isinstance(sqls, str) else sqls:
+                out.append((f"{case.get('id', n)}#{i}", sql))
     return out
 
 
