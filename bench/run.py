@@ -314,8 +314,11 @@ def _render_wide(r: dict[str, Any]) -> list[str]:
             _row("---", "--:", "--:", "--:")]
     for label, key in (("guard, 6 tables", "guard_6"), ("guard, 60 tables", "guard_60"),
                        ("pruning, 60 tables, first sight of each question", "pruning_60_cold"),
-                       ("pruning, 60 tables, again", "pruning_60_warm")):
-        out.append(_row(label, d[key]["p50"], d[key]["p95"], d[key]["p99"]))
+                       ("pruning, 60 tables, again", "pruning_60_warm"),
+                       ("guard + pruning per turn at 60 tables, fastest of the repeats",
+                        "guard_plus_pruning_60_fastest")):
+        if key in d:
+            out.append(_row(label, d[key]["p50"], d[key]["p95"], d[key]["p99"]))
     out += ["", (f"{r['turns']} turns at each size (bench.overhead's loop) on the sample "
                  f"warehouse ({r['tables']['small']} tables) and the same widened to "
                  f"{r['tables']['wide']} (bench.wide_catalog, docs padded to the core "
@@ -525,9 +528,12 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
         gp = r["guard_plus_pruning_ms"]["60"]
         return [("own time per turn, 60 vs 6 tables ≤ 1.2×",
                  f"{r['own_ratio_60_to_6']['p50']}× p50", _ok(met.get("own_p50_ratio"))),
-                ("guard + pruning p95 ≤ 3 ms at 60 tables",
+                ("guard + pruning p95 ≤ 3 ms at 60 tables (inside turns)",
                  f"{gp['p95']} ms ({r['guard_plus_pruning_ms']['6']['p95']} ms at 6 tables)",
-                 _ok(met.get("guard_plus_pruning_p95")))]
+                 _ok(met.get("guard_plus_pruning_p95"))),
+                ("guard + pruning p95 ≤ 3 ms at 60 tables (each turn's fastest of 4 runs)",
+                 f"{r['direct_ms'].get('guard_plus_pruning_60_fastest', {}).get('p95', '–')} ms",
+                 _ok(met.get("guard_plus_pruning_p95_fastest")))]
     if name == "exits":
         return [(f"`fundbot sql --json` × {r['runs']}: 0 non-zero exits",
                  f"{r['nonzero_exits']} non-zero, exit codes {r['exit_codes']}",
