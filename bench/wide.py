@@ -93,7 +93,7 @@ def _direct(db: Any, wide_db: Any, wide_docs: dict[str, Any], reps: int = 5) -> 
                 t1 = time.perf_counter()
                 if t.sql:
                     try:
-                        check(t.sql if isinstance(t.sql, str) else t.sql[0], cats["60"], 1000)
+                        check(t.sql, cats["60"], 1000)
                     except QueryError:
                         pass
                 t2 = time.perf_counter()
