@@ -224,3 +224,36 @@ def test_an_empty_result_of_a_verified_query_is_the_answer(warehouse, store):
 def test_today_is_a_window_for_flows(warehouse):
     assert _intent(warehouse, "How much did we invest in Mimo today?") != \
         _intent(warehouse, "How much did we invest in Mimo?")
+
+
+# ------------------------------------------------------------ both store back-ends
+
+
+def test_the_library_on_sqlite_and_postgresql(state_url, warehouse, tmp_path):
+    from bot.store import SCHEMA_VERSION, copy_state, open_store
+
+    with open_store(state_url) as st:
+        assert st.schema_version() == SCHEMA_VERSION
+        long_sql = SQL_INVESTED + " AND 1 = 1" * 400  # past PostgreSQL's index row size
+        q = lib.add(st, warehouse, "How much did we invest in Databricks?", long_sql, "ops")
+        again = st.propose_verified(VerifiedQuery(id=0, question=q.question, sql=long_sql))
+        assert again.id == q.id and again.status == "verified"  # one row per question and SQL
+        other = st.propose_verified(VerifiedQuery(id=0, question="Other?", sql="SELECT 1"))
+        assert [x.id for x in st.list_verified()] == [q.id, other.id]
+        assert [x.id for x in st.list_verified("proposed")] == [other.id]
+        st.flag_verified(q.id, "runtime: boom")
+        assert not st.get_verified(q.id).usable
+        assert st.review_verified(q.id, "verified", "bob").usable  # re-verified: in use again
+
+        expected = warehouse.execute(long_sql.replace("Databricks, Inc.", "Mimo, Inc."))
+        llm = ScriptedLLM().text(f"We put {_money(expected)} into Mimo.")
+        r = run_turn(_deps(warehouse, st, llm), "t-both", "What did we put into Mimo so far?")
+        assert r.verified_query == q.id and r.llm_calls == 1 and r.rows == expected.rows
+
+        st.save_feedback(r.trace_id, "UBOB", "down", comment="wrong company")
+        (dispute,) = st.disputed_answers()
+        assert dispute["verified_query"] == q.id and dispute["comment"] == "wrong company"
+
+        with SqliteStore(tmp_path / "copy.sqlite3") as target:  # fundbot db migrate-state
+            copy_state(st, target)
+            assert [x.question for x in target.list_verified()] == [q.question, "Other?"]

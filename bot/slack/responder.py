@@ -5,6 +5,7 @@ everything slow happens on the dispatcher's workers, one job at a time per threa
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.slack import render
 from bot.slack.dedupe import Claims
+from bot.slack.inbox import GAVE_UP, Inbox, InboxItem, result_from_json, thread_key, turn_trace_id
 from bot.slack.worker import Dispatcher, Overloaded
 from states.machine import Deps, run_turn
 from states.ports import TurnResult
@@ -66,8 +68,10 @@ def thread_id(channel: str, thread_ts: str) -> str:
 class Responder:
     """Runs the core for Slack messages and posts the results."""
 
-    def __init__(self, deps: Deps, client: WebClient, dispatcher: Dispatcher, claims: Claims):
+    def __init__(self, deps: Deps, client: WebClient, dispatcher: Dispatcher, claims: Claims,
+                 inbox: Inbox | None = None):
         self.deps = deps
+        self.inbox = inbox  # events from the durable inbox are finished through it
         self.client = client
         self.dispatcher = dispatcher
         self.claims = claims
@@ -84,8 +88,10 @@ class Responder:
         The queued turn waits for the durable claim of its event, taken with the placeholder
         off this thread; a redelivery someone already answered stops there."""
         working: Future = Future()
+        item = self.inbox.take(ask.event_id) if self.inbox else None
         try:
-            ahead = self.dispatcher.submit(ask.thread_id, lambda: self._answer(ask, working))
+            ahead = self.dispatcher.submit(ask.thread_id,
+                                           lambda: self._answer(ask, working, item))
         except Overloaded:
             log.warning("overloaded; turning away a question in %s", ask.thread_id)
             self.once(ask.event_id, lambda: self._post(ask.channel, ask.thread_ts,
@@ -100,9 +106,14 @@ class Responder:
         def claim_and_show() -> str | None:
             if before is not None:
                 futures.wait([before], timeout=PLACEHOLDER_WAIT_S)
-            if not self.claims.claim(ask.event_id):
+            if item is None and not self.claims.claim(ask.event_id):
                 return SKIP
-            return self._show_working(ask, ahead)
+            if item is not None and item.placeholder:
+                return item.placeholder  # posted by an earlier attempt: the answer replaces it
+            ts = self._show_working(ask, ahead)
+            if item is not None and ts:
+                self.inbox.note(item.event_id, placeholder=ts)
+            return ts
         self.dispatcher.ui(lambda: _settle(working, claim_and_show))
 
     def _drop_tail(self, key: str, done: Future) -> None:
@@ -112,7 +123,30 @@ class Responder:
 
     def once(self, event_id: str | None, fn: Callable[[], object]) -> None:
         """Run a quick Slack call off the request thread, if the event is not answered yet."""
+        item = self.inbox.take(event_id) if self.inbox else None
+        if item is not None:
+            self.dispatcher.ui(lambda: self._finishing(item, fn))
+            return
         self.dispatcher.ui(lambda: fn() if self.claims.claim(event_id) else None)
+
+    def _finishing(self, item: InboxItem, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        finally:
+            self.inbox.done(item.event_id)
+
+    def give_up(self, item: InboxItem) -> None:
+        """An inbox item that failed every attempt: an honest message in place of its
+        placeholder (or in its thread), rather than a placeholder forever."""
+        channel, _, root = thread_key(json.loads(item.body)).partition(":")
+        try:
+            if item.placeholder:
+                self.client.chat_update(channel=channel, ts=item.placeholder, text=GAVE_UP,
+                                        blocks=[])
+            elif channel and root:
+                self._post(channel, root, {"text": GAVE_UP})
+        except SlackClientError:
+            log.warning("could not tell %s that its question was given up", channel)
 
     def choose(self, choice: Choice) -> None:
         """Queue a clarification click; it answers exactly as typing the option would."""
@@ -137,7 +171,15 @@ class Responder:
 
     # ---------------------------------------------------------- on the workers
 
-    def _answer(self, ask: Ask, working: Future) -> None:
+    def _answer(self, ask: Ask, working: Future, item: InboxItem | None = None) -> None:
+        if item is None:
+            return self._answer_once(ask, working, None)
+        try:
+            self._answer_once(ask, working, item)
+        finally:
+            self.inbox.done(item.event_id)
+
+    def _answer_once(self, ask: Ask, working: Future, item: InboxItem | None) -> None:
         try:
             placeholder = working.result(timeout=PLACEHOLDER_WAIT_S)
         except TimeoutError:  # the placeholder never came; post the answer fresh
@@ -145,10 +187,34 @@ class Responder:
         if placeholder is SKIP:
             log.info("event %s was answered before; skipping", ask.event_id)
             return
+        if item is not None and not self.inbox.still_mine(item.event_id):
+            return
         if ask.assistant:
             self._title_if_new(ask)
-        result, seconds = self._run(ask.thread_id, ask.text, ask.user)
+        result = self._earlier_result(item)
+        if result is not None:  # an earlier attempt ran the turn: only deliver it
+            seconds = 0.0
+        else:
+            trace_id = turn_trace_id(item.event_id) if item else None
+            result, seconds = self._run(ask.thread_id, ask.text, ask.user, trace_id)
+            if item is not None:
+                self.inbox.note(item.event_id, result=result)
+        if item is not None and not self.inbox.still_mine(item.event_id):
+            return  # the new holder delivers the noted result into the same placeholder
         self._deliver(ask.channel, ask.thread_ts, placeholder, result, seconds)
+
+    def _earlier_result(self, item: InboxItem | None) -> TurnResult | None:
+        """What an earlier (interrupted) attempt at this event produced, if its turn ran."""
+        if item is None or item.attempts <= 1:
+            return None
+        if item.result:
+            return result_from_json(item.result)
+        trace = self.deps.store.get_trace(turn_trace_id(item.event_id))
+        if trace is None or not trace.final_state:
+            return None  # the turn never finished, so it left the thread as it was: run it
+        sql = trace.sql_attempts[-1].sql if trace.sql_attempts else None
+        return TurnResult(thread_id=trace.thread_id, state=trace.final_state,
+                          answer=trace.answer, sql=sql, trace_id=trace.trace_id)
 
     def _chosen(self, choice: Choice) -> None:
         conv = self.deps.store.load(thread_id(choice.channel, choice.thread_ts))
@@ -171,10 +237,11 @@ class Responder:
                                     choice.user)
         self._deliver(choice.channel, choice.thread_ts, placeholder, result, seconds)
 
-    def _run(self, key: str, text: str, user: str | None) -> tuple[TurnResult, float]:
+    def _run(self, key: str, text: str, user: str | None,
+             trace_id: str | None = None) -> tuple[TurnResult, float]:
         start = time.monotonic()
         try:
-            result = run_turn(self.deps, key, text, user=user)
+            result = run_turn(self.deps, key, text, user=user, trace_id=trace_id)
         except Exception:  # run_turn should not raise; if it does, the user still hears back
             log.exception("run_turn raised for %s", key)
             result = TurnResult(thread_id=key, state="failed", answer=render.INTERNAL,
