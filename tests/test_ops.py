@@ -12,6 +12,7 @@ from bot.cli import main
 from bot.config import Config
 from bot.runtime import build_deps
 from bot.slack import HttpServer, create_app
+from bot.store import SCHEMA_VERSION
 from states.ports import Limits
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.fake_slack import FakeSlack
@@ -49,7 +50,7 @@ def test_doctor_all_good(env, capsys, pg_url):
         env.setenv("SLACK_API_URL", slack.api_url)
         code, lines = doctor(capsys)
     assert code == 0 and all(line.startswith("ok") for line in lines.values()), lines
-    assert "PostgreSQL" in lines["store"] and "schema 2" in lines["store"]
+    assert "PostgreSQL" in lines["store"] and f"schema {SCHEMA_VERSION}" in lines["store"]
     assert "6 tables" in lines["warehouse"] and "fundbot" in lines["slack"]
     assert not any(s in "".join(lines.values()) for s in (TOKEN, SECRET, KEY))
 
