@@ -44,6 +44,9 @@ class Config:
     allowed_users: set[str] = field(default_factory=set)
     workers: int = 8
     limits: Limits = field(default_factory=Limits)
+    allowed_bots: set[str] = field(default_factory=set)  # bot/app ids whose events we answer
+    allow_external: bool = False  # answer Slack Connect guests from other organisations
+    slack_stream: bool = True  # stream answers (chat.startStream); off: post, then update
 
     @property
     def llm_configured(self) -> bool:
@@ -132,4 +135,19 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         allowed_users=_csv(get("FUNDBOT_ALLOWED_USERS")),
         workers=max(1, workers),
         limits=limits,
+        allowed_bots=_csv(get("FUNDBOT_ALLOWED_BOTS")),
+        allow_external=_flag("FUNDBOT_ALLOW_EXTERNAL", get, False),
+        slack_stream=_flag("FUNDBOT_SLACK_STREAM", get, True),
     )
+
+
+def _flag(name: str, get, default: bool) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off; empty keeps the default."""
+    raw = (get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on or off (1/0, true/false), not {raw!r}")

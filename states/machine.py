@@ -10,6 +10,7 @@ import copy
 import enum
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -144,8 +145,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None) -> TurnResult:
-    """Answer one message in a thread. Never raises for bad input or outside faults."""
+def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None,
+             progress: Callable[[str], None] | None = None) -> TurnResult:
+    """Answer one message in a thread. Never raises for bad input or outside faults.
+
+    `progress`, if given, is told each state's name as the state starts (Slack shows them)."""
     t_start = time.perf_counter()
     conv = deps.store.load(thread_id)
     load_ms = (time.perf_counter() - t_start) * 1000
@@ -161,7 +165,7 @@ def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None) -> 
     flow = Flow(ctx)
     build_machine(flow, S.CLARIFY if resuming else S.UNDERSTAND)
     try:
-        _drive(flow)
+        _drive(flow, progress)
     except Exception as exc:  # a bug must not leave the thread stuck
         ctx.fail("internal", "Something went wrong on my side while answering. "
                  "Please ask again; if it keeps happening, tell the fundbot maintainers "
@@ -170,10 +174,12 @@ def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None) -> 
     return _finish(ctx, S(flow.state), t_start, waiting)
 
 
-def _drive(flow: Flow) -> None:
+def _drive(flow: Flow, progress: Callable[[str], None] | None = None) -> None:
     ctx = flow.ctx
     while S(flow.state) not in TERMINAL:
         state = S(flow.state)
+        if progress is not None:
+            progress(state.value)
         t0 = time.perf_counter()
         event = HANDLERS[state](ctx)
         ms = (time.perf_counter() - t0) * 1000

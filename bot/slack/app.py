@@ -15,7 +15,6 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
@@ -23,6 +22,7 @@ from bot.slack.access import Access
 from bot.slack.dedupe import Claims
 from bot.slack.listeners import register
 from bot.slack.responder import Responder
+from bot.slack.safety import SealedClient
 from bot.slack.worker import Dispatcher, Quiet
 from states.machine import Deps
 
@@ -39,7 +39,9 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     `config` is bot.config.Config (slack_* fields, allowed_users/channels, workers).
     Calls auth.test once to learn the bot's own user id.
     """
-    client = WebClient(token=config.slack_bot_token, base_url=_api_url(config.slack_api_url))
+    # Every Web API call goes through the seal (bot.slack.safety): escaping in one place.
+    client = SealedClient(token=config.slack_bot_token,
+                          base_url=_api_url(config.slack_api_url))
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     socket_mode = bool(config.slack_app_token)
     app = App(
@@ -53,9 +55,12 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     )
     dispatcher = Dispatcher(workers=config.workers, quiet=Quiet())
     claims = Claims(deps.store)
-    responder = Responder(deps, client, dispatcher, claims)
+    responder = Responder(deps, client, dispatcher, claims,
+                          streaming=getattr(config, "slack_stream", True))
     app.use(_deduplicate(claims))  # before the assistant middleware, so it sees everything
-    register(app, responder, Access.of(config.allowed_users, config.allowed_channels))
+    register(app, responder, Access.of(config.allowed_users, config.allowed_channels,
+                                       getattr(config, "allowed_bots", None),
+                                       getattr(config, "allow_external", False)))
     return app, dispatcher
 
 

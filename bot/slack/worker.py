@@ -76,6 +76,9 @@ class Dispatcher:
         # Short Slack-only calls (placeholders, refusals, modals) must not wait behind slow turns.
         self._ui = ThreadPoolExecutor(max_workers=max(1, ui_workers),
                                       thread_name_prefix="fundbot-ui")
+        # Calls bound to a trigger_id (views.open) must reach Slack within 3 s of the click:
+        # their own threads, never queued behind placeholders or waiting for a quiet moment.
+        self._urgent = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fundbot-urgent")
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Job]] = {}  # a key is present while a drainer owns it
         self._pending = 0  # jobs accepted and not yet finished
@@ -107,6 +110,10 @@ class Dispatcher:
         """Run a quick Slack-only call off the request thread, outside the per-key order."""
         return self._ui.submit(self._run, fn)
 
+    def urgent(self, fn: Callable[[], object]) -> Future:
+        """Run a deadline-bound Slack call (views.open) at once, off the request thread."""
+        return self._urgent.submit(_logged, fn)
+
     @property
     def pending(self) -> int:
         with self._lock:
@@ -125,6 +132,7 @@ class Dispatcher:
             self.join(timeout)
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         self._ui.shutdown(wait=wait, cancel_futures=not wait)
+        self._urgent.shutdown(wait=wait, cancel_futures=not wait)
 
     def _drain_one(self, key: str) -> None:
         with self._lock:
