@@ -38,6 +38,9 @@ TITLE_CHARS = 80
 SKIP = "skip"  # the placeholder step's answer when the event was already claimed
 STATUS = ""  # the placeholder step's answer when the assistant status shows instead
 RECENT = 5  # questions per user on the Home tab
+# Errors that say Slack will not take this content anywhere: try the plain fallback instead.
+REJECTED = frozenset({"invalid_blocks", "invalid_blocks_format", "invalid_attachments",
+                      "msg_too_long", "too_many_attachments", "invalid_arguments"})
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,11 @@ class Responder:
                 self.client.chat_update(channel=channel, ts=placeholder, **message)
                 return True
             except SlackApiError as err:
-                log.warning("chat.update failed (%s); posting instead", err.response.get("error"))
+                error = err.response.get("error")
+                if error in REJECTED:  # the content, not the message: the caller goes plain
+                    log.warning("Slack refused the message (%s)", error)
+                    return False
+                log.warning("chat.update failed (%s); posting instead", error)
         try:
             self._post(channel, thread_ts, message)
             return True

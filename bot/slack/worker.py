@@ -82,6 +82,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Job]] = {}  # a key is present while a drainer owns it
         self._pending = 0  # jobs accepted and not yet finished
+        self._side = 0  # ui/urgent calls submitted and not yet finished
         self._idle = threading.Condition(self._lock)
         self._closed = False
 
@@ -108,11 +109,23 @@ class Dispatcher:
 
     def ui(self, fn: Callable[[], object]) -> Future:
         """Run a quick Slack-only call off the request thread, outside the per-key order."""
-        return self._ui.submit(self._run, fn)
+        return self._side_job(self._ui.submit(self._run, fn))
 
     def urgent(self, fn: Callable[[], object]) -> Future:
         """Run a deadline-bound Slack call (views.open) at once, off the request thread."""
-        return self._urgent.submit(_logged, fn)
+        return self._side_job(self._urgent.submit(_logged, fn))
+
+    def _side_job(self, future: Future) -> Future:
+        """Count a ui/urgent call until it is done, so `join` waits for it too."""
+        with self._lock:
+            self._side += 1
+
+        def done(_: Future) -> None:
+            with self._lock:
+                self._side -= 1
+                self._idle.notify_all()
+        future.add_done_callback(done)
+        return future
 
     @property
     def pending(self) -> int:
@@ -120,9 +133,10 @@ class Dispatcher:
             return self._pending
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until every accepted job has finished; False on timeout."""
+        """Wait until every accepted job (and every ui/urgent call) has finished; False on
+        timeout."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+            return self._idle.wait_for(lambda: self._pending == 0 and self._side == 0, timeout)
 
     def shutdown(self, wait: bool = True, timeout: float | None = 30.0) -> None:
         """Stop accepting jobs; with `wait`, finish the ones already accepted first."""

@@ -206,6 +206,7 @@ def _update(s: FakeSlack, a: dict) -> dict:
         if key in a:
             message[key] = _json(a[key]) if key != "text" else a[key]
     message["edited"] = True
+    message.pop("streaming", None)  # an update finishes a stream that never stopped
     return {"ok": True, "channel": a["channel"], "ts": a["ts"], "text": message.get("text", "")}
 
 
