@@ -596,4 +596,4 @@ def test_manifest_subscribes_to_what_the_app_handles():
     assert {"app_mentions:read", "chat:write", "im:history", "channels:history",
             "assistant:write", "files:write"} <= scopes
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
-    assert "assistant_view" in manifest["features"]
+    assert "agent_view" in manifest["features"]
