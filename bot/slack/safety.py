@@ -42,7 +42,7 @@ MESSAGE_METHODS = frozenset({
     "assistant.threads.setStatus", "assistant.threads.setTitle",
     "assistant.threads.setSuggestedPrompts",
 })
-UNFURL_OFF = frozenset({"chat.postMessage", "chat.update", "chat.scheduleMessage"})
+UNFURL_OFF = frozenset({"chat.postMessage", "chat.scheduleMessage"})  # the methods that take it
 # Keys whose strings are never shown as text (ids, values, metadata, URLs of our own).
 _OPAQUE = frozenset({"type", "action_id", "block_id", "callback_id", "value", "private_metadata",
                      "url", "image_url", "channel", "channel_id", "ts", "thread_ts", "user",

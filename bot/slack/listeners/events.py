@@ -13,11 +13,6 @@ from bot.slack.responder import Ask, Responder, thread_id
 _HANDLED_SUBTYPES = (None, "thread_broadcast", "file_share")
 
 
-def question_text(text: str, bot_user_id: str | None = None) -> str:
-    """The question as plain words, without looking anyone up (the worker does that)."""
-    return names.plain(names.strip_bot(text, bot_user_id))
-
-
 def ignored(event: dict, access: Access) -> bool:
     """Events nobody should answer: edits (Slack re-sends an edited mention with `edited`),
     other subtypes, and anything written by a bot or an app not on the allow-list."""
