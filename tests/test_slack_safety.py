@@ -215,6 +215,13 @@ def test_a_pending_clarification_hears_only_the_asker(bot: Bot):
     assert len(bot.answers(CHANNEL, root)) == 1
     assert bot.store.load(f"{CHANNEL}:{root}").status == "clarify"
 
+    # Bob mentioning the bot in the thread is not taken as the answer either; he is told why.
+    bot.mention("Adam Brooks", user=BOB, thread_ts=root)
+    note = bot.slack.wait_calls("chat.postEphemeral")[0]
+    assert note.args["user"] == BOB and note.args["text"] == render.WAITING_FOR_ASKER
+    _barrier(bot)
+    assert bot.store.load(f"{CHANNEL}:{root}").status == "clarify"
+
     mine = bot.sender.message(CHANNEL, ALICE, "Adam Levin", thread_ts=root)
     assert bot.sender.post(mine).status == 200
     answers = _done(bot, root, n=2)

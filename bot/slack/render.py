@@ -247,6 +247,8 @@ def external_refusal() -> str:
             "other organisations in shared channels.")
 
 
+WAITING_FOR_ASKER = ("I'm waiting for an answer to my question in this thread from the person "
+                     "who asked. Pick one of the buttons, or ask me in a new thread.")
 FILES_NOTE = "I don't read attached files; I answered the text of your message."
 
 

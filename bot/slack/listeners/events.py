@@ -60,11 +60,25 @@ def submit(responder: Responder, access: Access, event: dict, body: dict,
 def register(app: App, responder: Responder, access: Access) -> None:
     store = responder.deps.store
 
+    def waiting_for_someone_else(channel: str, root: str | None, user: str | None) -> bool:
+        """The thread's pending clarification belongs to another person."""
+        if not root:
+            return False
+        conv = store.load(thread_id(channel, root))
+        asker = conv.pending.asker if conv.status == "clarify" and conv.pending else None
+        return bool(asker) and user != asker
+
     @app.event("app_mention")
     def on_mention(event: dict, body: dict, context: BoltContext) -> None:
         if ignored(event, access):
             return
-        submit(responder, access, event, body, context, event.get("thread_ts") or event["ts"])
+        channel, root, user = event["channel"], event.get("thread_ts"), event.get("user")
+        if waiting_for_someone_else(channel, root, user):
+            # Not taken as the answer to someone else's question: say so, only to them.
+            responder.refuse(channel, root, user, False, body.get("event_id"),
+                             text=render.WAITING_FOR_ASKER)
+            return
+        submit(responder, access, event, body, context, root or event["ts"])
 
     @app.event("message")
     def on_message(event: dict, body: dict, context: BoltContext) -> None:
@@ -79,12 +93,8 @@ def register(app: App, responder: Responder, access: Access) -> None:
         if context.bot_user_id and f"<@{context.bot_user_id}" in text:
             return  # the app_mention event for this message answers it
         root = event.get("thread_ts")
-        if not root:
+        if not root or store.load(thread_id(channel, root)).status != "clarify":
             return
-        conv = store.load(thread_id(channel, root))
-        if conv.status != "clarify":
-            return
-        asker = conv.pending.asker if conv.pending else None
-        if asker and event.get("user") != asker:
+        if waiting_for_someone_else(channel, root, event.get("user")):
             return  # someone else talking in the thread: only the asker (or a click) answers
         submit(responder, access, event, body, context, root)
