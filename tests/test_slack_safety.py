@@ -161,6 +161,20 @@ def test_our_own_mentions_stay_live_and_a_clicked_option_is_escaped(bot: Bot):
     assert _live_sequences(bot, ours=(f"<@{BOB}>",)) == []
 
 
+def test_bolts_own_helpers_go_through_the_seal_too(bot: Bot):
+    # A listener using Bolt's context (say, client) instead of ours is sealed as well.
+    @bot.app.event("reaction_added")
+    def on_reaction(say, event: dict) -> None:
+        say(text=HOSTILE, channel=event["item"]["channel"])
+
+    reaction = bot.sender.event({"type": "reaction_added", "user": ALICE, "reaction": "eyes",
+                                 "item": {"type": "message", "channel": CHANNEL, "ts": "1.0"},
+                                 "event_ts": bot.sender.next_ts()})
+    assert bot.sender.post(reaction).status == 200
+    (said,) = bot.slack.wait_calls("chat.postMessage")
+    assert "&lt;!channel&gt;" in said.args["text"] and _live_sequences(bot) == []
+
+
 # ------------------------------------------------------- 2, 3. events to ignore
 
 

@@ -57,11 +57,25 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     claims = Claims(deps.store)
     responder = Responder(deps, client, dispatcher, claims,
                           streaming=getattr(config, "slack_stream", True))
+    app.use(_sealed(client))  # Bolt's per-request client, and say/say_stream/set_status with it
     app.use(_deduplicate(claims))  # before the assistant middleware, so it sees everything
     register(app, responder, Access.of(config.allowed_users, config.allowed_channels,
                                        getattr(config, "allowed_bots", None),
                                        getattr(config, "allow_external", False)))
     return app, dispatcher
+
+
+def _sealed(client: SealedClient):
+    """Middleware: Bolt builds a plain WebClient for every request; listeners and Bolt's
+    helpers get the app's sealed one instead, so everything they post passes the seal too."""
+
+    def sealed(context: Any, next_: Any) -> BoltResponse | None:
+        context["client"] = client
+        for helper in ("say", "complete", "fail"):  # built (eagerly) on the plain client
+            context.pop(helper, None)
+        return next_()
+
+    return sealed
 
 
 def _deduplicate(claims: Claims):
