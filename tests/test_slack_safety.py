@@ -13,6 +13,8 @@ import json
 import re
 import threading
 
+import duckdb
+
 from bot.slack import render
 from tests.fakes.fake_slack import BOT_USER_ID, TEAM_ID
 from tests.test_slack_app import (  # noqa: F401 -- fixtures, used by name
@@ -357,6 +359,38 @@ def test_assistant_context_changes_cost_no_calls(bot: Bot):
 
 
 # ------------------------------------------------ 11. files, views.open deadline
+
+
+def test_an_option_longer_than_a_button_value_still_works(make_bot, warehouse_path,
+                                                          tmp_path):
+    # A warehouse whose ambiguous company names are longer than a button value can carry.
+    db = tmp_path / "long_names.duckdb"
+    suffix = " (" + "formerly a very long legal name, " * 80 + ")"
+    with duckdb.connect(str(db)) as con:  # a copy without the foreign keys, to edit a name
+        con.execute(f"ATTACH '{warehouse_path}' AS src (READ_ONLY)")
+        tables = con.execute("SELECT table_name FROM information_schema.tables "
+                             "WHERE table_catalog = 'src'").fetchall()
+        for (table,) in tables:
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM src.{table}")
+        con.execute("UPDATE companies SET company_name = company_name || ? "
+                    "WHERE company_name ILIKE 'acme robotic%'", [suffix])
+    bot = make_bot(db_path=str(db))
+    sql = "SELECT count(*) AS n FROM companies WHERE company_name ILIKE 'acme robotics, inc.%'"
+    bot.script.add("acme", sql, "One company.")
+    event, _ = bot.mention("how much did we put into acme?")
+    question = _done(bot, event["ts"])[0]
+    buttons = question["blocks"][1]["elements"]
+    options = bot.store.load(f"{CHANNEL}:{event['ts']}").pending.options
+    assert min(len(o) for o in options) > 2000
+    assert all(len(b["value"]) < 40 for b in buttons)
+    chosen = next(b for b, o in zip(buttons, options, strict=True)
+                  if o.startswith("Acme Robotics, Inc."))
+    assert bot.sender.click(user=ALICE, channel=CHANNEL, message=question,
+                            action=chosen).status == 200
+    answers = bot.wait_answers(CHANNEL, event["ts"], n=2)
+    assert answers[1]["blocks"][0]["text"] == "One company."
+    resumed = [q for phase, q in bot.script.seen if phase == "understand"][-1]
+    assert "Acme Robotics, Inc. (formerly" in resumed and "Acme Robotic Systems" not in resumed
 
 
 def test_a_dm_with_a_file_is_answered_with_a_note(bot: Bot):
