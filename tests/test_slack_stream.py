@@ -165,6 +165,16 @@ def test_home_tab_shows_scope_examples_data_date_and_recent_questions(bot: Bot):
     assert link + "how many companies do we have?>" in text
 
 
+def test_home_tab_for_someone_not_allowed_shows_no_data(make_bot):
+    bot = make_bot(allowed_users={"UOTHER001"})
+    opened = bot.sender.event({"type": "app_home_opened", "user": ALICE, "channel": "D0ALICE01",
+                               "tab": "home", "event_ts": bot.sender.next_ts()})
+    assert bot.sender.post(opened).status == 200
+    bot.slack.wait_calls("views.publish")
+    text = json.dumps(bot.slack.home_views[ALICE])
+    assert "Sorry" in text and "valuations" not in text
+
+
 def test_streaming_can_be_turned_off(make_bot):
     bot = make_bot(slack_stream=False)
     root, answer = _ask(bot)

@@ -436,3 +436,7 @@ def home_view(tables: dict[str, str], as_of: str, recent: list[tuple[str, str]])
             f"• {link(url, question[:150])}" if url else f"• {question[:150]}"
             for question, url in recent)))
     return {"type": "home", "blocks": blocks}
+
+
+def home_refusal() -> dict:
+    return {"type": "home", "blocks": [_section(refusal())]}

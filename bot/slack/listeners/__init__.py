@@ -15,4 +15,4 @@ def register(app: App, responder: Responder, access: Access) -> None:
     events.register(app, responder, access)
     actions.register(app, responder, access)
     views.register(app, responder)
-    home.register(app, responder)
+    home.register(app, responder, access)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from slack_bolt import App, BoltContext
 
 from bot.slack import render
+from bot.slack.access import Access
 from bot.slack.responder import Responder
 
 
-def register(app: App, responder: Responder) -> None:
+def register(app: App, responder: Responder, access: Access) -> None:
     client, ui = responder.client, responder.dispatcher.ui
 
     @app.event("app_home_opened")
@@ -21,4 +22,7 @@ def register(app: App, responder: Responder) -> None:
                 channel_id=channel, title="Try asking", prompts=render.SUGGESTED_PROMPTS))
             return
         if event.get("tab") == "home" and user:
-            ui(lambda: client.views_publish(user_id=user, view=responder.home(user)))
+            # Someone not allowed to ask sees how to get access, not what the data holds.
+            allowed = access.allows(user, "", is_dm=True)
+            ui(lambda: client.views_publish(
+                user_id=user, view=responder.home(user) if allowed else render.home_refusal()))
