@@ -7,12 +7,14 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -57,7 +59,7 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     claims = Claims(deps.store)
     responder = Responder(deps, client, dispatcher, claims,
                           streaming=getattr(config, "slack_stream", True))
-    app.use(_sealed(client))  # Bolt's per-request client, and say/say_stream/set_status with it
+    app.use(_Sealed(client))  # Bolt's per-request client, and say/say_stream/set_status with it
     app.use(_deduplicate(claims))  # before the assistant middleware, so it sees everything
     register(app, responder, Access.of(config.allowed_users, config.allowed_channels,
                                        getattr(config, "allowed_bots", None),
@@ -65,17 +67,20 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     return app, dispatcher
 
 
-def _sealed(client: SealedClient):
-    """Middleware: Bolt builds a plain WebClient for every request; listeners and Bolt's
-    helpers get the app's sealed one instead, so everything they post passes the seal too."""
+class _Sealed(Middleware):
+    """Bolt builds a plain WebClient for every request; listeners and Bolt's helpers get the
+    app's sealed one instead, so everything they post passes the seal too. A class, not a
+    function: Bolt calls it without building keyword arguments (the ack path stays short)."""
 
-    def sealed(context: Any, next_: Any) -> BoltResponse | None:
-        context["client"] = client
-        for helper in ("say", "complete", "fail"):  # built (eagerly) on the plain client
-            context.pop(helper, None)
-        return next_()
+    def __init__(self, client: SealedClient):
+        self.client = client
 
-    return sealed
+    def process(self, *, req: BoltRequest, resp: BoltResponse,
+                next: Callable[[], BoltResponse]) -> BoltResponse | None:  # noqa: A002
+        req.context["client"] = self.client
+        for helper in ("say", "complete", "fail"):  # if built already, built on the plain one
+            req.context.pop(helper, None)
+        return next()
 
 
 def _deduplicate(claims: Claims):
