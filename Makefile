@@ -7,10 +7,17 @@ STAMP := $(VENV)/.installed
 DB ?= data/fund.duckdb
 export FUNDBOT_DB ?= $(DB)
 
-.PHONY: run chat test eval bench lint diagram clean
+.PHONY: run chat test eval bench lint diagram clean clean-state
+
+# Python >= 3.11. A .venv made by another Python (say after `make PY=python3.10`) is rebuilt.
+PY_OK := import sys; sys.exit(sys.version_info < (3, 11))
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -c '$(PY_OK)' 2>/dev/null || { test ! -e $(VENV) || \
+	  echo "$(VENV) was not made by Python >= 3.11: rebuilding it"; rm -rf $(VENV); }
+	@test -x $(BIN)/python || { $(PY) -c '$(PY_OK)' 2>/dev/null || { echo "fundbot needs \
+	Python >= 3.11, and $(PY) is $$($(PY) --version 2>&1 || echo missing); run \
+	make PY=python3.11 (or newer)" >&2; exit 1; }; $(PY) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
@@ -39,5 +46,8 @@ lint: $(STAMP)
 diagram: $(STAMP)
 	$(BIN)/fundbot diagram
 
-clean:
-	rm -rf $(VENV) data eval-out *.egg-info
+clean:  ## what `make` rebuilds: the venv, the sample warehouse, eval output (never the state)
+	rm -rf $(VENV) eval-out *.egg-info data/fund.duckdb data/fund.duckdb.wal
+
+clean-state:  ## deletes every conversation, pending clarification, trace and feedback
+	rm -f data/state.sqlite3 data/state.sqlite3-wal data/state.sqlite3-shm

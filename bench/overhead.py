@@ -40,11 +40,21 @@ def _kind(r: Any, pending_kind: str | None, trace: Any) -> str:
         states = [s.state for s in trace.steps]
         if states[:1] == ["clarify"]:  # the reply to a clarification: its own wait step first
             states = states[1:]
-        return "answer" if states == ["understand", "execute", "interpret"] else "answer_debugged"
+        return ("answer" if states == ["understand", "execute", "interpret", "verify"]
+                else "answer_debugged")
     return r.state
 
 
 def run(turns: int = 1000, warmup: int = 30) -> dict[str, Any]:
+    db, built_s = warehouse(1.0)
+    got = measure({"sample": (db, None)}, turns, warmup)["sample"]
+    return summarise(got, warmup, f"sample, scale 1 ({db.name})", built_s)
+
+
+def measure(variants: dict[str, tuple[Any, dict[str, Any] | None]], turns: int,
+            warmup: int) -> dict[str, dict[str, Any]]:
+    """The eval turns through each variant's warehouse (path, docs); with several, each turn
+    runs on every variant in a row, so a machine's changing load weighs on all alike."""
     from bot.store import SqliteStore
     from bot.warehouse import open_warehouse
     from eval.cases import DEFAULT_TODAY, load_cases
@@ -52,46 +62,63 @@ def run(turns: int = 1000, warmup: int = 30) -> dict[str, Any]:
     from states.ports import Limits
 
     cases = load_cases()
-    db, built_s = warehouse(1.0)
     limits = Limits()
-    rows: list[dict[str, Any]] = []
+    out: dict[str, dict[str, Any]] = {}
     with scratch() as work, gold_process(latency=0.0) as gold:
-        wh = open_warehouse(str(db), limits)
-        store = SqliteStore(work / "state.sqlite3")
+        bases = {}
+        for label, (db, docs) in variants.items():
+            wh = open_warehouse(str(db), limits, docs)
+            store = SqliteStore(work / f"state-{label}.sqlite3")
+            bases[label] = Deps(llm=None, warehouse=wh, store=store,  # type: ignore[arg-type]
+                                limits=limits)
+            out[label] = {"rows": [], "wall": 0.0, "tables": len(wh.catalog.tables),
+                          "cases": len(cases)}
         clients = {c.id: RoutedChat(c.id, gold.base_url) for c in cases}
-        base = Deps(llm=None, warehouse=wh, store=store, limits=limits)  # type: ignore[arg-type]
-        rep, t_all = 0, time.perf_counter()
-        while len(rows) < warmup + turns:
+        rep, done = 0, 0
+        while done < warmup + turns:
             for case in cases:
-                deps = replace(base, llm=clients[case.id], today=case.today or DEFAULT_TODAY)
-                thread = f"bench-{rep}-{case.id}"
                 for i, spec in enumerate(case.turns):
-                    if len(rows) >= warmup + turns:
+                    if done >= warmup + turns:
                         break
-                    clients[case.id].turn = i
-                    r = run_turn(deps, thread, spec.question, user="bench")
-                    # outside the timing: what kind of turn it was
-                    conv = store.load(thread)
-                    pending = conv.pending.kind if conv.pending else None
-                    trace = store.get_trace(r.trace_id)
-                    rows.append({"case": case.id, "expect": spec.expect,
-                                 "kind": _kind(r, pending, trace), "state": r.state,
-                                 "llm_calls": r.llm_calls, "t": dict(r.timings_ms)})
-                if len(rows) >= warmup + turns:
+                    for label, base in bases.items():
+                        deps = replace(base, llm=clients[case.id],
+                                       today=case.today or DEFAULT_TODAY)
+                        thread = f"bench-{label}-{rep}-{case.id}"
+                        clients[case.id].turn = i
+                        t0 = time.perf_counter()
+                        r = run_turn(deps, thread, spec.question, user="bench")
+                        out[label]["wall"] += time.perf_counter() - t0
+                        # outside the timing: what kind of turn it was
+                        conv = base.store.load(thread)
+                        pending = conv.pending.kind if conv.pending else None
+                        trace = base.store.get_trace(r.trace_id)
+                        out[label]["rows"].append({
+                            "case": case.id, "expect": spec.expect,
+                            "kind": _kind(r, pending, trace), "state": r.state,
+                            "llm_calls": r.llm_calls, "t": dict(r.timings_ms)})
+                    done += 1
+                if done >= warmup + turns:
                     break
             rep += 1
-        wall = time.perf_counter() - t_all
         for c in clients.values():
             c.close()
-        store.close()
-        wh.close()
+        for base in bases.values():
+            base.store.close()
+            base.warehouse.close()
+    return out
 
+
+def summarise(got: dict[str, Any], warmup: int, what: str,
+              built_s: float | None = None) -> dict[str, Any]:
+    rows, wall = got["rows"], got["wall"]
     cold = rows[0]["t"]["own"]
     measured = rows[warmup:]
     own = [r["t"]["own"] for r in measured]
     parts = {p: dist([r["t"].get(p, 0.0) for r in measured]) for p in PARTS}
     rest = [r["t"]["own"] - sum(r["t"].get(p, 0.0) for p in PARTS) for r in measured]
     parts["other"] = dist(rest)
+    # what depends on the catalogue's size: the guard and prompt building (schema pruning)
+    guard_prune = dist([r["t"].get("guard", 0.0) + r["t"].get("prompt", 0.0) for r in measured])
     by_kind: dict[str, Any] = {}
     for kind in sorted({r["kind"] for r in measured}):
         sel = [r for r in measured if r["kind"] == kind]
@@ -102,11 +129,13 @@ def run(turns: int = 1000, warmup: int = 30) -> dict[str, Any]:
     own_d = dist(own)
     return {
         "benchmark": "turn_overhead",
-        "turns": len(measured), "warmup_turns": warmup, "cases": len(cases),
-        "warehouse": f"sample, scale 1 ({db.name})", "wall_s": round(wall, 2),
+        "turns": len(measured), "warmup_turns": warmup, "cases": got["cases"],
+        "warehouse": what, "wall_s": round(wall, 2),
         "own_ms": own_d,
         "cold_first_turn_own_ms": round(cold, 2),
         "parts_ms": parts,
+        "guard_plus_pruning_ms": guard_prune,
+        "tables": got["tables"],
         "llm_roundtrip_ms_at_latency_0": dist([r["t"]["llm"] / max(1, r["llm_calls"])
                                                for r in measured if r["llm_calls"]]),
         "by_kind": by_kind,

@@ -5,9 +5,14 @@
     python -m bench.run --quick               # small sizes for development; docs untouched
 
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
-at 11M valuation rows), slack (Slack under load), eval (eval throughput). Each result is kept
-in bench/.cache/results.json, so `--only` refreshes one section of the document and keeps
-the others. Exit status 1 when any target was missed (the figures are written regardless).
+at 11M valuation rows), slack (Slack under load), eval (eval throughput), mcp (an `ask` over
+MCP vs the same turn in-process), exits (200 starts of `fundbot sql --json`, all must exit 0),
+wide (own time per turn at 6 vs 60 tables), verify (answer verification: false rejections,
+catches, step time), charts (a chart's cost per turn), sqlwall (the SQL worker pool's cost and
+attacks past the guard), slack_attack (Slack under load and attack). Each result is kept in
+bench/.cache/results.json, so `--only` refreshes one section of the document and keeps the
+others (and their summary rows). Exit status 1 when any target was missed (the figures are
+written regardless).
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from bench.common import CACHE, ROOT, machine
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = CACHE / "results.json"
-ORDER = ("overhead", "economy", "scale", "slack", "eval")
 
 
 def _overhead(quick: bool) -> dict[str, Any]:
@@ -65,9 +69,70 @@ def _eval(quick: bool) -> dict[str, Any]:
     return eval_throughput.run(n_cases=20 if quick else 80, llm_seconds=0.2 if quick else 1.0)
 
 
+def _mcp(quick: bool) -> dict[str, Any]:
+    from bench import mcp_overhead
+
+    return mcp_overhead.run(turns=50 if quick else 300)
+
+
+def _exits(quick: bool) -> dict[str, Any]:
+    from bench import exit_loop
+
+    return exit_loop.run(runs=20 if quick else 200)
+
+
+def _wide(quick: bool) -> dict[str, Any]:
+    from bench import wide
+
+    return wide.run(turns=100 if quick else 400)
+
+
+def _sqlwall(quick: bool) -> dict[str, Any]:
+    from bench import sqlwall
+
+    return sqlwall.run(queries=100 if quick else 600)
+
+
+def _slack_attack(quick: bool) -> dict[str, Any]:
+    from bench import slack_load
+
+    mentions = 20 if quick else 100
+    r = slack_load.run(mentions, 0.5, 8, attack=True)
+    return {"benchmark": "slack_under_attack", **r,
+            "targets": {"ack_p99_ms": 100, "answered_exactly_once": mentions,
+                        "oversized_status": 413},
+            "met": {"ack_p99": r["ack_ms"]["p99"] <= 100, "answered": slack_load.ok(r)
+                    or r["answered_exactly_once"] == mentions,
+                    "oversized_413": set(r["attack"]["oversized_statuses"]) == {413}}}
+
+
+def _charts(quick: bool) -> dict[str, Any]:
+    from bench import charts
+
+    return charts.run(repeat=2 if quick else 5)
+
+
+def _verify(quick: bool) -> dict[str, Any]:
+    from bench import verify
+
+    return verify.run(repeat=1 if quick else 3)
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
-    "overhead": _overhead, "economy": _economy, "scale": _scale, "slack": _slack,
-    "eval": _eval}
+    "overhead": _overhead,
+    "economy": _economy,
+    "scale": _scale,
+    "slack": _slack,
+    "eval": _eval,
+    "mcp": _mcp,
+    "exits": _exits,
+    "wide": _wide,
+    "verify": _verify,
+    "charts": _charts,
+    "sqlwall": _sqlwall,
+    "slack_attack": _slack_attack,
+}
+ORDER = tuple(RUNNERS)
 
 # ------------------------------------------------------------------ rendering
 
@@ -203,8 +268,139 @@ def _render_eval(r: dict[str, Any]) -> list[str]:
     return out
 
 
-RENDER = {"overhead": _render_overhead, "economy": _render_economy, "scale": _render_scale,
-          "slack": _render_slack, "eval": _render_eval}
+def _render_mcp(r: dict[str, Any]) -> list[str]:
+    out = [_row("path", "calls", "wall p50 ms", "own p50 ms", "own p95 ms", "MCP p50 ms",
+                "MCP p95 ms", "LLM p50 ms"),
+           _row("---", "--:", "--:", "--:", "--:", "--:", "--:", "--:")]
+    for name, d in r["modes"].items():
+        mcp = d.get("mcp_ms", {})
+        out.append(_row(name, d["calls"], d["wall_ms"]["p50"], d["own_ms"]["p50"],
+                        d["own_ms"]["p95"], mcp.get("p50", "–"), mcp.get("p95", "–"),
+                        d["llm_ms"]["p50"]))
+    extra = r["extra_own_ms_p50"]
+    out += ["", (f"{r['turns']} calls per path after {r['warmup_turns']} warm-up calls, each a "
+            f"new thread: \"{r['question']}\". Own time added by MCP (p50): stdio "
+            f"{extra['mcp_stdio']} ms, HTTP {extra['mcp_http']} ms.")]
+    return out
+
+
+def _render_exits(r: dict[str, Any]) -> list[str]:
+    s = r["seconds_per_run"]
+    return [(f"`{r['command']}` started {r['runs']} times as separate processes: exit codes "
+             f"{r['exit_codes']} (code: runs), {r['nonzero_exits']} non-zero, "
+             f"{r['wrong_output']} with wrong output; {s['p50']} s a run (p50), "
+             f"{s['max']} s max.")]
+
+
+def _render_wide(r: dict[str, Any]) -> list[str]:
+    out = [_row("", "6 tables p50 ms", "p95 ms", "60 tables p50 ms", "p95 ms", "ratio p50",
+                "ratio p95"), _row("---", "--:", "--:", "--:", "--:", "--:", "--:")]
+    a, b = r["own_ms"]["6"], r["own_ms"]["60"]
+    out.append(_row("**own time per turn**", a["p50"], a["p95"], b["p50"], b["p95"],
+                    r["own_ratio_60_to_6"]["p50"], r["own_ratio_60_to_6"]["p95"]))
+    a, b = r["guard_plus_pruning_ms"]["6"], r["guard_plus_pruning_ms"]["60"]
+    out.append(_row("guard + prompt building (pruning)", a["p50"], a["p95"], b["p50"],
+                    b["p95"], round(b["p50"] / a["p50"], 3), round(b["p95"] / a["p95"], 3)))
+    d = r["direct_ms"]
+    out += ["", _row("alone, outside a turn", "p50 ms", "p95 ms", "p99 ms"),
+            _row("---", "--:", "--:", "--:")]
+    for label, key in (("guard, 6 tables", "guard_6"), ("guard, 60 tables", "guard_60"),
+                       ("pruning, 60 tables, first sight of each question", "pruning_60_cold"),
+                       ("pruning, 60 tables, again", "pruning_60_warm")):
+        out.append(_row(label, d[key]["p50"], d[key]["p95"], d[key]["p99"]))
+    out += ["", (f"{r['turns']} turns at each size (bench.overhead's loop) on the sample "
+                 f"warehouse ({r['tables']['small']} tables) and the same widened to "
+                 f"{r['tables']['wide']} (bench.wide_catalog, docs padded to the core "
+                 "tables' density), interleaved turn by turn; then the "
+                 f"{d['queries']} reference SQL queries and {d['questions']} questions of the "
+                 f"eval cases, {d['reps']} times.")]
+    return out
+
+
+
+
+def _render_verify(r: dict[str, Any]) -> list[str]:
+    raw, best = r["verify_step_ms"], r["verify_step_ms_best_of_runs"]
+    out = [(f"- Gold answers: **{r['false_rejections']} false rejections** in "
+            f"{r['gold_answer_turns']} answered turns ({r['gold_runs']} runs of every bundled "
+            "case through `run_turn` with the gold model)."),
+           (f"- Mutated reference answers: **{r['caught']} of {r['mutants']} caught "
+            f"({r['catch_rate']:.1%})** (seed {r['seed']})."), "",
+           _row("mutation", "caught", "missed"), _row("---", "--:", "--:")]
+    for kind, d in r["by_kind"].items():
+        out.append(_row(kind, d.get("caught", 0), d.get("missed", 0)))
+    out += ["", _row("verify step, own ms", "n", "p50", "p95", "p99", "max"),
+            _row("---", "--:", "--:", "--:", "--:", "--:"),
+            _row("each turn, every run (raw)", raw["n"], raw["p50"], raw["p95"], raw["p99"],
+                 raw["max"]),
+            _row("each turn's fastest run", best["n"], best["p50"], best["p95"], best["p99"],
+                 best["max"])]
+    if r["missed"]:
+        out += ["", "Missed: " + "; ".join(f"{m['case']} ({m['kind']}): “{m['mutant']}”"
+                                           for m in r["missed"][:5])]
+    return out
+
+
+def _render_sqlwall(r: dict[str, Any]) -> list[str]:
+    out = [_row("", "p50 ms", "p95 ms", "p99 ms"), _row("---", "--:", "--:", "--:")]
+    for label, key in (("in process (before issue 10)", "in_process_ms"),
+                       ("worker pool", "worker_pool_ms"), ("added, pairwise", "added_ms_pairwise")):
+        out.append(_row(label, r[key]["p50"], r[key]["p95"], r[key]["p99"]))
+    out += ["", f"Added at the median: {r['added_p50_ms']} ms over {r['queries']} queries "
+            f"({r['distinct_sql']} eval reference queries, interleaved).", "",
+            _row("attack, guard bypassed", "stopped in s", "outcome"), _row("---", "--:", "---")]
+    for name, x in r["attacks_guard_bypassed"].items():
+        out.append(_row(name, x["seconds"], x["outcome"]))
+    out += ["", f"Limits {r['attack_limits']}; workers replaced {r['workers_replaced']}; the "
+            f"bot process's peak RSS {r['bot_peak_rss_mib_during_attacks']} MiB. A worker maps "
+            f"{r.get('worker_mapped_at_open_mib')} MiB once the warehouse is open; its "
+            f"RLIMIT_AS with the 1GB limit: {r.get('worker_rlimit_as_mib')} MiB."]
+    return out
+
+
+def _render_slack_attack(r: dict[str, Any]) -> list[str]:
+    a = r["attack"]
+    return [_row("ack p50 ms", "ack p99 ms", "answered", "exactly once", "oversized bodies",
+                 "idle re-opened", "bot peak RSS MiB"),
+            _row("--:", "--:", "--:", "--:", "---", "--:", "--:"),
+            _row(r["ack_ms"]["p50"], r["ack_ms"]["p99"], f"{r['answered']}/{r['mentions']}",
+                 r["answered_exactly_once"], ", ".join(map(str, a["oversized_statuses"])),
+                 a["idle_reopened"], a["bot_peak_rss_mib"]),
+            "", (f"{r['mentions']} signed mentions at once, fake LLM 0.5 s a call, 8 workers, "
+                 "while another process holds 200 idle connections (re-opened when dropped) "
+                 "and streams 4 unsigned bodies announcing 400 MB.")]
+
+
+def _render_charts(r: dict[str, Any]) -> list[str]:
+    out = [_row("turn", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"),
+           _row("---", "--:", "--:", "--:", "--:", "--:")]
+    for label, key in (("a chart is drawn (choice + drawing + PNG), every run", "chart_ms"),
+                       ("a chart is drawn, each result's fastest run", "chart_ms_best_of_runs"),
+                       ("no chart (the choice alone)", "no_chart_ms")):
+        d = r[key]
+        out.append(_row(label, d["n"], d["p50"], d["p95"], d["p99"], d["max"]))
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["kinds"].items()))
+    out += ["", (f"{r['results']} results (every bundled answer case's reference result and the "
+                 f"three README examples), {r['repeat']} times each; {r['charted']} deserve a "
+                 f"chart ({kinds}). The first chart of a process costs "
+                 f"{r['cold_first_chart_ms']} ms (matplotlib's import and font cache).")]
+    return out
+
+
+RENDER = {
+    "overhead": _render_overhead,
+    "economy": _render_economy,
+    "scale": _render_scale,
+    "slack": _render_slack,
+    "eval": _render_eval,
+    "mcp": _render_mcp,
+    "exits": _render_exits,
+    "wide": _render_wide,
+    "verify": _render_verify,
+    "charts": _render_charts,
+    "sqlwall": _render_sqlwall,
+    "slack_attack": _render_slack_attack,
+}
 
 
 def _ok(flag: bool | None) -> str:
@@ -248,12 +444,54 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                          f"{x['mentions']} once, {x['total_s']} s total"),
                          _ok(met.get(f"workers_{x['workers']}"))))
         return rows
+    if name == "verify":
+        return [("verify: 0 false rejections on gold answers", str(r["false_rejections"]),
+                 _ok(met.get("false_rejections"))),
+                ("verify: ≥ 99 % of ≥ 200 mutated answers caught",
+                 f"{r['caught']}/{r['mutants']} ({r['catch_rate']:.1%})",
+                 _ok(met.get("catch_rate"))),
+                ("verify step p95 ≤ 2 ms",
+                 (f"{r['verify_step_ms_best_of_runs']['p95']} ms (fastest run per turn; "
+                  f"raw {r['verify_step_ms']['p95']} ms)"), _ok(met.get("p95_ms")))]
+    if name == "sqlwall":
+        return [("SQL worker pool: added p50 ≤ 2 ms", f"{r['added_p50_ms']} ms",
+                 _ok(met.get("added_p50"))),
+                ("attacks past the guard stopped ≤ limit + 2 s",
+                 ", ".join(f"{x['seconds']} s" for x in r["attacks_guard_bypassed"].values()),
+                 _ok(met.get("attacks_stopped")))]
+    if name == "slack_attack":
+        return [("under attack: ack p99 ≤ 100 ms, all answered once, 413s",
+                 (f"p99 {r['ack_ms']['p99']} ms, {r['answered_exactly_once']}/{r['mentions']}, "
+                  f"{r['attack']['bot_peak_rss_mib']} MiB peak"),
+                 _ok(all(met.values())))]
+    if name == "charts":
+        best = r.get("chart_ms_best_of_runs", {}).get("p95", "–")
+        return [("chart per turn p95 ≤ 300 ms", f"{r['chart_ms']['p95']} ms (each result's "
+                 f"fastest run: {best} ms)",
+                 _ok(met.get("chart_p95"))),
+                ("turn with no chart: no drawing", f"{r['no_chart_ms']['p95']} ms p95 (choice "
+                 "only)", _ok(met.get("no_chart_p95")))]
     if name == "eval":
         at = {x["concurrency"]: x for x in r["runs"]}
         if 1 in at and 8 in at:
             return [("eval: concurrency 8 < ¼ of serial",
                      (f"{at[8]['wall_s']} s vs {at[1]['wall_s']} s "
                      f"({at[8]['share_of_serial']})"), _ok(met.get("c8_under_quarter")))]
+    if name == "mcp":
+        return [(f"MCP protocol overhead of an ask p50 ≤ {r['targets']['mcp_p50_ms']:g} ms "
+                 f"({k.removeprefix('mcp_')})", f"{r['modes'][k]['mcp_ms']['p50']} ms",
+                 _ok(met.get(f"{k}_p50"))) for k in ("mcp_stdio", "mcp_http")]
+    if name == "wide":
+        gp = r["guard_plus_pruning_ms"]["60"]
+        return [("own time per turn, 60 vs 6 tables ≤ 1.2×",
+                 f"{r['own_ratio_60_to_6']['p50']}× p50", _ok(met.get("own_p50_ratio"))),
+                ("guard + pruning p95 ≤ 3 ms at 60 tables",
+                 f"{gp['p95']} ms ({r['guard_plus_pruning_ms']['6']['p95']} ms at 6 tables)",
+                 _ok(met.get("guard_plus_pruning_p95")))]
+    if name == "exits":
+        return [(f"`fundbot sql --json` × {r['runs']}: 0 non-zero exits",
+                 f"{r['nonzero_exits']} non-zero, exit codes {r['exit_codes']}",
+                 _ok(met.get("no_nonzero_exit")))]
     return []
 
 
@@ -282,12 +520,28 @@ def render_block(name: str, entry: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def results_in_doc(text: str) -> dict[str, Any]:
+    """The results the document already shows (each block keeps its JSON), by benchmark."""
+    found = {}
+    for name in ORDER:
+        m = re.search(rf"<!-- bench:{name} .*?```json\n(.*?)\n```.*?<!-- /bench:{name} -->",
+                      text, re.DOTALL)
+        if m:
+            try:
+                found[name] = {"result": json.loads(m.group(1))}
+            except ValueError:
+                pass
+    return found
+
+
 def write_doc(results: dict[str, Any], path: Path = DOC) -> None:
-    """Replace each benchmark's generated block in the document, keeping the prose around."""
+    """Replace each benchmark's generated block in the document, keeping the prose around;
+    the summary keeps the rows of benchmarks not run this time (from their blocks' JSON)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     summary = re.compile(r"<!-- bench:summary .*?<!-- /bench:summary -->", re.DOTALL)
     if summary.search(text):
-        text = summary.sub(lambda _m: render_summary(results), text)
+        shown = {**results_in_doc(text), **results}
+        text = summary.sub(lambda _m: render_summary(shown), text)
     for name in ORDER:
         if name not in results:
             continue

@@ -6,8 +6,8 @@ The warehouse is built once with `fundbot db init --scale` into bench/.cache/ (r
 the generator is unchanged). The queries run in a child process pinned to at most 2 cores,
 through the real guarded `DuckWarehouse.execute` with production Limits (1 GB DuckDB memory
 limit, 2 threads, 10 s timeout, 1,000-row cap); the child's peak RSS is its
-`getrusage().ru_maxrss`. Cold = the first run of each query in a fresh process; warm = the
-median of the following runs.
+`getrusage().ru_maxrss` plus the peaks of its SQL worker processes. Cold = the first run of
+each query in a fresh process; warm = the median of the following runs.
 """
 
 from __future__ import annotations
@@ -64,10 +64,18 @@ def _child(path: str, repeat: int) -> dict[str, Any]:
         out.append({"case": cid, "cold_s": runs[0],
                     "warm_s": statistics.median(runs[1:]) if len(runs) > 1 else runs[0],
                     "rows": rows, "error": error})
+    # DuckDB runs in the SQL worker processes: their peaks count too (summed, as if at once)
+    workers_kib = sum(_peak_kib(pid) for pid in wh.pool.pids())
     wh.close()
     return {"open_s": open_s, "queries": out,
-            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + workers_kib,
             "rss_after_open_kib": rss_open}
+
+
+def _peak_kib(pid: int) -> int:
+    """A live process's peak resident memory (VmHWM), in KiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
 
 
 def _pin_two_cores() -> None:

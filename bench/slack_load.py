@@ -39,17 +39,19 @@ _percentile = percentile
 
 
 def run(mentions: int, llm_seconds: float, workers: int, scale: float = 1.0,
-        stream: bool = True) -> dict:
+        attack: bool = False, stream: bool = True) -> dict:
+    """`attack`: 200 idle connections and 4 oversized bodies held against the app meanwhile.
+    `stream`: answers streamed (the default) or posted, then updated."""
     db, _ = warehouse(scale)
     with scratch() as work, gold_process(llm_seconds, fixed=(SQL, ANSWER)) as llm:
-        result = _run(mentions, llm_seconds, workers, db, work, llm.base_url, stream)
+        result = _run(mentions, llm_seconds, workers, db, work, llm.base_url, attack, stream)
     result["llm_calls"] = llm.requests  # counted by the fake, known once it has stopped
     result["llm_calls_expected"] = 2 * mentions
     return result
 
 
 def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
-         llm_url: str, stream: bool = True) -> dict:
+         llm_url: str, attack: bool = False, stream: bool = True) -> dict:
     with FakeSlack() as slack:
         config = Config(openai_api_key="sk-bench", openai_base_url=llm_url,
                         db_path=str(db), state_path=str(work / "state.sqlite3"),
@@ -73,6 +75,13 @@ def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
             return {m.get("thread_ts") for m in slack.messages.get(CHANNEL, [])
                     if m.get("thread_ts") in roots and finished(m)}
 
+        attacker = None
+        if attack:  # from another process too; waits until its connections are open
+            Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on
+            attacker = subprocess.Popen([sys.executable, "-m", "bench.slack_load", "--attacker",
+                                         str(server.port)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+            assert attacker.stdout is not None and attacker.stdout.readline().strip() == "ready"
         # Slack sends from its own machines: the load comes from another process, so its
         # threads do not compete with the app for this interpreter's lock.
         start, first = _blast(server.url, payloads, retry=None)
@@ -84,6 +93,11 @@ def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
         slack.wait_for(lambda: len(answered()) == mentions,
                        timeout=llm_seconds * 2 * mentions + 60)
         total = time.time() - start  # from the first delivery (wall clock: another process)
+        attacked = {}
+        if attacker is not None:
+            out, _ = attacker.communicate("stop\n", timeout=120)
+            attacked = json.loads(out)
+            attacked["bot_peak_rss_mib"] = round(_vm_hwm_kb() / 1024, 1)
         dispatcher.join(30)
         server.stop()
         dispatcher.shutdown()
@@ -125,7 +139,68 @@ def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
             "total_s": round(total, 2),
             "one_worker_would_take_s": round(mentions * turn_s, 1),
             "ideal_with_pool_s": round(-(-mentions // workers) * turn_s, 1),
+            **({"attack": attacked} if attacked else {}),
         }
+
+
+def _vm_hwm_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _attacker(port: int) -> None:
+    """200 idle connections (re-opened when the server drops them) and 4 unsigned bodies
+    announcing 400 MB, streamed until the server answers; until a line arrives on stdin."""
+    import threading
+
+    stop = threading.Event()
+    reopened = [0]
+    statuses: list[int] = []
+
+    def idle() -> None:
+        socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+        print("ready", flush=True)
+        while not stop.is_set():
+            for i, s in enumerate(socks):
+                s.setblocking(False)
+                try:
+                    if s.recv(1) == b"":  # dropped at the header time-out: come back
+                        s.close()
+                        socks[i] = socket.create_connection(("127.0.0.1", port))
+                        reopened[0] += 1
+                except BlockingIOError:
+                    pass
+            stop.wait(0.5)
+        for s in socks:
+            s.close()
+
+    def oversized() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+            s.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: 400000000\r\n\r\n")
+            chunk = b"x" * 2**20
+            try:
+                for _ in range(400):
+                    s.sendall(chunk)
+            except OSError:
+                pass  # the server answered and closed: what it should do
+            try:
+                statuses.append(_status(s.recv(4096)))
+            except OSError:
+                statuses.append(0)
+
+    threads = [threading.Thread(target=idle)] + [threading.Thread(target=oversized)
+                                                 for _ in range(4)]
+    for t in threads:
+        t.start()
+    sys.stdin.readline()
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    print(json.dumps({"idle_connections": 200, "idle_reopened": reopened[0],
+                      "oversized_bodies": 4, "oversized_statuses": statuses}))
 
 
 def _blast(url: str, payloads: list[dict], retry: int | None, serial: bool = False
@@ -240,14 +315,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-seconds", type=float, default=2.0)
     parser.add_argument("--workers", default="8,32", help="pool sizes, comma-separated")
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--attack", action="store_true",
+                        help="hold 200 idle connections and 4 oversized bodies meanwhile")
     parser.add_argument("--no-stream", action="store_true",
                         help="post-and-update instead of streaming (FUNDBOT_SLACK_STREAM=0)")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # the load generator's own run
+    parser.add_argument("--attacker", type=int, help=argparse.SUPPRESS)  # the attack's own run
     args = parser.parse_args(argv)
     if args.client:
         _client(args.client)
         return 0
-    results = [run(args.mentions, args.llm_seconds, int(w), args.scale,
+    if args.attacker:
+        _attacker(args.attacker)
+        return 0
+    results = [run(args.mentions, args.llm_seconds, int(w), args.scale, args.attack,
                    stream=not args.no_stream)
                for w in args.workers.split(",") if w.strip()]
     print(json.dumps(results if len(results) > 1 else results[0], indent=2))

@@ -27,6 +27,10 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message names it."""
 
 
+class UnavailableError(RuntimeError):
+    """Something outside fundbot that cannot be used now (a locked warehouse file)."""
+
+
 @dataclass
 class Config:
     openai_api_key: str = ""
@@ -44,6 +48,9 @@ class Config:
     allowed_users: set[str] = field(default_factory=set)
     workers: int = 8
     limits: Limits = field(default_factory=Limits)
+    mcp_token: str = ""  # FUNDBOT_MCP_TOKEN: a token, or name:token pairs (bot/mcp_server.py)
+    mcp_rate: str = "60/minute"  # FUNDBOT_MCP_RATE: tool calls per MCP client
+    chart_dir: str = "data/charts"  # FUNDBOT_CHART_DIR: where `fundbot chat` saves charts
     allowed_bots: set[str] = field(default_factory=set)  # bot/app ids whose events we answer
     allow_external: bool = False  # answer Slack Connect guests from other organisations
     slack_stream: bool = True  # stream answers (chat.startStream); off: post, then update
@@ -57,7 +64,8 @@ class Config:
         return bool(self.slack_bot_token and (self.slack_app_token or self.slack_signing_secret))
 
     def __repr__(self) -> str:  # never print secrets
-        hidden = {"openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret"}
+        hidden = {"openai_api_key", "slack_bot_token", "slack_app_token", "slack_signing_secret",
+                  "mcp_token"}
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -105,6 +113,13 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         except ValueError as exc:
             raise ConfigError(f"FUNDBOT_TODAY must be a date like 2026-06-30, not "
                               f"{get('FUNDBOT_TODAY')!r}") from exc
+    if get("FUNDBOT_CATALOG"):  # checked at start-up: a typo must not silently drop the docs
+        from schemas.catalog import CatalogError, load_docs
+
+        try:
+            load_docs(get("FUNDBOT_CATALOG"))
+        except CatalogError as exc:
+            raise ConfigError(str(exc)) from None
     limits = Limits()
     for f in dataclasses.fields(Limits):
         raw = get(LIMIT_ENV[f.name])
@@ -135,6 +150,9 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         allowed_users=_csv(get("FUNDBOT_ALLOWED_USERS")),
         workers=max(1, workers),
         limits=limits,
+        mcp_token=get("FUNDBOT_MCP_TOKEN"),
+        mcp_rate=get("FUNDBOT_MCP_RATE", "60/minute"),
+        chart_dir=get("FUNDBOT_CHART_DIR", "data/charts"),
         allowed_bots=_csv(get("FUNDBOT_ALLOWED_BOTS")),
         allow_external=_flag("FUNDBOT_ALLOW_EXTERNAL", get, False),
         slack_stream=_flag("FUNDBOT_SLACK_STREAM", get, True),

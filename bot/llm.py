@@ -27,6 +27,9 @@ from states.ports import LLMError, LLMReply, ToolCall, Usage
 log = logging.getLogger("fundbot.llm")
 
 MAX_CONTENT_CHARS = 20_000  # a reply longer than this is a runaway model, not an answer
+# Tool-call arguments kept from a reply; states/understand.py refuses anything near this
+# (its own limit is the guard's SQL limit), so a cut here is never mistaken for a query.
+MAX_ARGUMENT_CHARS = 100_000
 MAX_RETRY_AFTER_S = 60.0  # a server asking for a longer pause than this: give up, say when
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 20.0
@@ -66,12 +69,14 @@ class OpenAIChat:
                  timeout_s: float = 60.0, retries: int = 3,
                  sleep: Callable[[float], None] = time.sleep, *,
                  temperature: float | None = None, max_retry_after_s: float = MAX_RETRY_AFTER_S,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, max_completion_tokens: int | None = 2000):
         self.model = model
+        self.max_completion_tokens = max_completion_tokens
         self.base_url = base_url or "https://api.openai.com/v1"
         self.timeout_s = timeout_s
         self.retries = max(0, int(retries))
         self.temperature = temperature  # None: the server's default (reasoning models refuse 0)
+        self.seed: int | None = None  # sent when set (eval --seed), for endpoints that take one
         self.max_retry_after_s = max_retry_after_s
         self.calls = 0  # completed calls, and their usage, for benchmarks and traces
         self.usage = Usage()
@@ -114,6 +119,10 @@ class OpenAIChat:
                 request["tool_choice"] = _tool_choice(tool_choice)
         if self.temperature is not None:
             request["temperature"] = self.temperature
+        if self.max_completion_tokens:  # the model's reply is untrusted input: bound it
+            request["max_completion_tokens"] = self.max_completion_tokens
+        if self.seed is not None:
+            request["seed"] = self.seed
 
         attempts = self.retries + 1
         failure: _Failure | None = None
@@ -183,6 +192,10 @@ class OpenAIChat:
             arguments = function.arguments
             if not isinstance(arguments, str):  # some servers send an object, not JSON text
                 arguments = json.dumps(arguments)
+            if len(arguments) > MAX_ARGUMENT_CHARS:
+                log.warning("LLM tool-call arguments cut from %d to %d characters",
+                            len(arguments), MAX_ARGUMENT_CHARS)
+                arguments = arguments[:MAX_ARGUMENT_CHARS]
             calls.append(ToolCall(id=call.id or f"call_{len(calls)}", name=function.name,
                                   arguments=arguments))
         content = message.content

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from bot.config import NO_LLM_MESSAGE, Config, ConfigError
 from states.machine import Deps
 
@@ -14,7 +17,8 @@ def build_llm(config: Config):
     # Local servers (Ollama, llama.cpp) ignore the key, but the SDK insists on one.
     return OpenAIChat(api_key=config.openai_api_key or "not-needed",
                       base_url=config.openai_base_url or None, model=config.model,
-                      timeout_s=config.limits.llm_timeout_s, retries=config.limits.llm_retries)
+                      timeout_s=config.limits.llm_timeout_s, retries=config.limits.llm_retries,
+                      max_completion_tokens=config.limits.max_completion_tokens)
 
 
 def build_deps(config: Config, llm=None) -> Deps:
@@ -26,3 +30,21 @@ def build_deps(config: Config, llm=None) -> Deps:
     warehouse = open_warehouse(config.db_path, config.limits)
     return Deps(llm=llm, warehouse=warehouse, store=SqliteStore(config.state_path),
                 limits=config.limits, today=config.today)
+
+
+@contextmanager
+def opened(config: Config, llm=None) -> Iterator[Deps]:
+    """build_deps for one command: the warehouse and store are closed before it returns,
+    so no DuckDB object is left for interpreter shutdown to destroy."""
+    deps = build_deps(config, llm)
+    try:
+        yield deps
+    finally:
+        close_deps(deps)
+
+
+def close_deps(deps: Deps) -> None:
+    for part in (deps.warehouse, deps.store):
+        close = getattr(part, "close", None)
+        if close is not None:
+            close()

@@ -9,9 +9,17 @@ One case per line. A single-turn case keeps its turn's fields at the top level:
      "answer": "Fund III is a 2019 vintage fund.", "values": [2019]}
 
 A multi-turn case lists its turns (each with the fields above) under "turns"; the case's
-"expect" is then its headline outcome (clarify when any turn must clarify). `values` and
-`answer` are derived from the reference SQL's result by `python -m eval.make_cases`, and the
-runner re-derives them on every run, so a change of data is flagged, never silently scored.
+"expect" is then its headline outcome (clarify when any turn must clarify).
+
+`sql` is one reference query or a list of acceptable ones (any one matching counts).
+`value_columns` names the result columns that hold the answer (default: every column but
+keys). `values` and `answer` may be left out: the runner derives them from the reference
+result at run time (from the query the prediction matched). When they are stored (by
+`python -m eval.make_cases`), the runner re-derives them on every run, so a change of data is
+flagged, never silently scored.
+
+Every field is checked by type when the file is read; a bad line is refused with its line
+number (CaseError), so a typo never turns into a silently different case.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ from typing import Any
 from eval.metrics import Value
 
 DEFAULT_CASES = Path(__file__).with_name("cases.jsonl")
-DEFAULT_TODAY = date(2026, 10, 15)  # the day time-relative cases are written for
+# One "today" rule, the catalogue's: today is the data date (the warehouse's as-of date);
+# this is only the fallback for a warehouse that does not say.
+DEFAULT_TODAY = date(2026, 9, 30)
 OUTCOMES = ("answer", "clarify", "refuse")
 _TURN_KEYS = ("question", "expect", "sql", "values", "value_columns", "answer",
               "answer_template", "clarification", "options")
@@ -39,13 +49,19 @@ class CaseError(ValueError):
 class TurnSpec:
     question: str
     expect: str = "answer"  # answer | clarify | refuse
-    sql: str | None = None  # reference SQL (answer turns)
+    sql: str | None = None  # reference SQL (answer turns): the first acceptable query
+    alternatives: list[str] = field(default_factory=list)  # further acceptable queries
     values: list[Value] = field(default_factory=list)  # important values of its result
     value_columns: list[str] | None = None  # columns whose cells are important (default all)
     answer: str | None = None  # reference answer (answer and refuse turns)
     answer_template: str | None = None  # how `answer` is written from the result
     clarification: str | None = None  # reference clarifying question the model should ask
     options: list[str] = field(default_factory=list)  # choices a name clarification offers
+
+    @property
+    def sqls(self) -> list[str]:
+        """Every acceptable reference query, the first one first."""
+        return [self.sql, *self.alternatives] if self.sql else []
 
 
 @dataclass
@@ -62,19 +78,59 @@ class Case:
         return [t for t in self.turns if t.expect == "answer"]
 
 
+_STR = (str,)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "question": _STR, "expect": _STR, "answer": _STR, "answer_template": _STR,
+    "clarification": _STR, "id": _STR, "today": _STR, "notes": _STR,
+}
+_STR_LISTS = ("options", "tags", "value_columns")
+
+
+def _check_types(d: Any, where: str, keys: tuple[str, ...]) -> None:
+    """Refuse a field of the wrong JSON type (a string where a list belongs is split into
+    characters otherwise)."""
+    if not isinstance(d, dict):
+        raise CaseError(f"{where}: expected a JSON object, got {_json_type(d)}")
+    for k in keys:
+        if k not in d or d[k] is None:
+            continue
+        v = d[k]
+        if k in _TYPES and not isinstance(v, _TYPES[k]):
+            raise CaseError(f"{where}: '{k}' must be a string, not {_json_type(v)}")
+        if k in _STR_LISTS and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise CaseError(f"{where}: '{k}' must be a list of strings, not {_json_type(v)}")
+        if k == "values" and not (isinstance(v, list) and all(
+                isinstance(x, (str, int, float)) and not isinstance(x, bool) for x in v)):
+            raise CaseError(f"{where}: 'values' must be a list of numbers and strings, "
+                            f"not {_json_type(v)}")
+        if k == "sql" and not (isinstance(v, str) or (
+                isinstance(v, list) and v and all(isinstance(x, str) and x.strip() for x in v))):
+            raise CaseError(f"{where}: 'sql' must be a string or a non-empty list of strings, "
+                            f"not {_json_type(v)}")
+
+
+def _json_type(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false",
+            int: "a number", float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
 def _turn(d: dict[str, Any], where: str) -> TurnSpec:
+    _check_types(d, where, _TURN_KEYS)
     if not isinstance(d.get("question"), str) or not d["question"].strip():
         raise CaseError(f"{where}: a turn needs a non-empty 'question'")
+    sqls = d.get("sql")
+    sqls = [sqls] if isinstance(sqls, str) else list(sqls or [])
     t = TurnSpec(
-        question=d["question"], expect=d.get("expect", "answer"), sql=d.get("sql"),
+        question=d["question"], expect=d.get("expect") or "answer",
+        sql=sqls[0] if sqls else None, alternatives=sqls[1:],
         values=list(d.get("values") or []), value_columns=d.get("value_columns"),
         answer=d.get("answer"), answer_template=d.get("answer_template"),
         clarification=d.get("clarification"), options=list(d.get("options") or []),
     )
     if t.expect not in OUTCOMES:
         raise CaseError(f"{where}: expect must be one of {', '.join(OUTCOMES)}, not {t.expect!r}")
-    if t.expect == "answer" and not (t.sql and (t.answer_template or t.answer)):
-        raise CaseError(f"{where}: an answer turn needs 'sql' and 'answer_template'")
+    if t.expect == "answer" and not (t.sql and t.sql.strip()):
+        raise CaseError(f"{where}: an answer turn needs 'sql' (a query or a list of them)")
     if t.expect == "refuse" and not t.answer:
         raise CaseError(f"{where}: a refuse turn needs the reference 'answer' (the refusal)")
     if t.expect == "clarify" and not (t.clarification or t.options):
@@ -83,11 +139,14 @@ def _turn(d: dict[str, Any], where: str) -> TurnSpec:
 
 
 def case_from_dict(d: dict[str, Any], where: str = "case") -> Case:
+    _check_types(d, where, ("id", "tags", "today", "notes", "turns", "expect"))
     cid = d.get("id")
     if not isinstance(cid, str) or not cid:
         raise CaseError(f"{where}: a case needs a string 'id'")
     where = f"{where} ({cid})"
     if "turns" in d:
+        if not isinstance(d["turns"], list):
+            raise CaseError(f"{where}: 'turns' must be a list of turn objects")
         if not d["turns"]:
             raise CaseError(f"{where}: 'turns' is empty")
         turns = [_turn(t, f"{where} turn {i + 1}") for i, t in enumerate(d["turns"])]
@@ -113,6 +172,7 @@ def case_to_dict(case: Case) -> dict[str, Any]:
 
     def turn_dict(t: TurnSpec) -> dict[str, Any]:
         d = {k: getattr(t, k) for k in _TURN_KEYS}
+        d["sql"] = [t.sql, *t.alternatives] if t.alternatives else t.sql
         return {k: v for k, v in d.items()
                 if v not in (None, [], "") or (k == "values" and t.expect == "answer")}
 

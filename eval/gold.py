@@ -1,11 +1,15 @@
 """The gold replay model and the reference-answer templates it shares with make_cases.
 
 `GoldLLM` implements the LLM port for one case: the runner makes one per case and sets
-`turn` before each message. It answers exactly what a perfect model would: the reference
-SQL as a `sql_query` tool call, "OUT OF SCOPE: ..." for refusals, the reference clarifying
-question, and for interpret calls the reference answer template filled from the result
-table it is shown (the same Markdown table a real model reads). Scoring it must give 1.0
-on recall and execution accuracy; anything less is a bug in the cases or the wiring.
+`turn` (and `expected_answer`, the reference answer from the exact reference result) before
+each message. It answers exactly what a perfect model would: the reference SQL as a
+`sql_query` tool call, "OUT OF SCOPE: ..." for refusals, the reference clarifying question,
+and for interpret calls the reference answer (without one, the answer template filled from
+the result table it is shown). Scoring it must give 1.0 on every metric; anything less is a
+bug in the cases or the wiring.
+
+Reference answers are rendered from the exact values of the reference result, never from
+the rounded table: 3.6254 is "3.63x", not 3.625 rounded again to "3.62x".
 
 Templates: `{col}` or `{col:fmt}` is the first row's value of a result column;
 `[[ ... ]]` repeats its content for every row, joined by "; " (in a canonical order when the
@@ -24,7 +28,7 @@ from eval.cases import Case, TurnSpec
 from eval.metrics import canonical_rows, is_ordered
 from states.debug import KEEP
 from states.ports import LLMReply, ToolCall, Usage
-from states.prompts import OUT_OF_SCOPE, fmt_value
+from states.prompts import OUT_OF_SCOPE
 
 # ------------------------------------------------------------------ templates
 
@@ -40,11 +44,6 @@ def parse_cell(text: str) -> Any:
         plain = s.replace(",", "")
         return float(plain) if "." in plain else int(plain)
     return s
-
-
-def as_shown(value: Any) -> Any:
-    """A value as the model sees it in the result table (rounded by fmt_value)."""
-    return parse_cell(fmt_value(value).replace("|", "/"))
 
 
 def parse_result_table(text: str) -> tuple[list[str], list[tuple]] | None:
@@ -121,13 +120,49 @@ def render(template: str, columns: Sequence[str], rows: Sequence[Sequence[Any]])
 
 def reference_answer(turn: TurnSpec, columns: Sequence[str], rows: Sequence[Sequence[Any]]
                      ) -> str:
-    """The reference answer of an answer turn, from the rows as the model would see them."""
+    """The reference answer of an answer turn, rendered once from the exact values."""
     if not turn.answer_template:
-        return turn.answer or ""
-    shown = [tuple(as_shown(v) for v in r) for r in rows]
+        return turn.answer or plain_answer(turn, columns, rows)
+    exact = [tuple(_exact(v) for v in r) for r in rows]
     if not is_ordered(turn.sql or ""):  # the database may list them in any order
-        shown = canonical_rows(shown)
-    return render(turn.answer_template, columns, shown)
+        exact = canonical_rows(exact)
+    return render(turn.answer_template, columns, exact)
+
+
+def _exact(v: Any) -> Any:
+    """A cell as the template formats it: numbers as floats, dates as ISO text."""
+    if v is None or isinstance(v, (str, int, float)):
+        return v
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+_MONEY_COL = re.compile(r"(usd|amount|invested|value|proceeds|capital|committed)", re.I)
+
+
+def plain_answer(turn: TurnSpec, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                 max_rows: int = 50) -> str:
+    """A reference answer for a case without a template: its important values, row by row
+    (money columns as money; a long result's first `max_rows` rows)."""
+    from eval.metrics import important_columns
+
+    if not rows:
+        return "No rows match."
+    idx = important_columns(columns, turn.value_columns)
+    exact = [tuple(_exact(v) for v in r) for r in rows]
+    if not is_ordered(turn.sql or ""):
+        exact = canonical_rows(exact)
+
+    def cell(i: int, v: Any) -> str:
+        spec = "money" if _MONEY_COL.search(columns[i]) and isinstance(v, (int, float)) else ""
+        return fmt(v, spec)
+
+    lines = [", ".join(cell(i, r[i]) for i in idx) for r in exact[:max_rows]]
+    return "; ".join(lines) + "."
 
 
 # ------------------------------------------------------------------- the model
@@ -141,6 +176,7 @@ class GoldLLM:
     def __init__(self, case: Case) -> None:
         self.case = case
         self.turn = 0  # the runner sets this before each message of the case
+        self.expected_answer: str | None = None  # and this: the reference answer
         self.history: list[dict[str, Any]] = []
 
     def _spec(self) -> TurnSpec:
@@ -151,6 +187,8 @@ class GoldLLM:
         self.history.append({"messages": messages, "tools": tools})
         spec = self._spec()
         last = str(messages[-1].get("content") or "") if messages else ""
+        if tools is None and self.expected_answer:  # interpret: the reference answer
+            return self._text(messages, self.expected_answer)
         if tools is None:  # interpret: the templated answer from the table it was shown
             table = parse_result_table(last)
             columns, rows = table if table else ([], [])

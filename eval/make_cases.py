@@ -41,10 +41,12 @@ def derive(case: Case, warehouse: Warehouse, update: bool = False) -> list[str]:
                                 f"{found or 'no ambiguity'}, not the options {turn.options}")
         if turn.expect != "answer" or not turn.sql:
             continue
-        ref: Reference = reference_result(warehouse, turn.sql)
-        if ref.error:
-            problems.append(f"{where}: reference SQL fails: {ref.error}")
+        failing = [(sql, reference_result(warehouse, sql).error) for sql in turn.sqls]
+        failing = [(sql, err) for sql, err in failing if err]
+        if failing:
+            problems += [f"{where}: reference SQL fails: {err}" for _, err in failing]
             continue
+        ref: Reference = reference_result(warehouse, turn.sql)
         if turn.answer_template and "[[" in turn.answer_template and len(ref.rows) > LLM_ROWS:
             problems.append(f"{where}: the answer lists {len(ref.rows)} rows; the model is "
                             f"shown {LLM_ROWS}: add a LIMIT")

@@ -2,13 +2,17 @@
 
 Table and column recall use the guard's sqlglot analysis (`states.guard.analyze`), so the
 metric sees aliases, CTEs, subqueries, `SELECT *` and UNION exactly as the guard does.
-Recall, not precision: a prediction that touches extra tables or columns is not penalised
-here (execution accuracy catches wrong results).
+Precision is reported beside recall, so `SELECT *` over every table cannot pass for reading
+the right things. A filter on a resolved key (`company_id = 273`) counts as reading the table
+the key belongs to (and the name column the reference filtered on).
+
+Numbers in results are compared as money is: after rounding to the coarser of the two
+precisions (a cent when both carry cents), never with a relative tolerance that could hide a
+whole row of a large total. NULL is its own value.
 """
 
 from __future__ import annotations
 
-import calendar
 import itertools
 import math
 import re
@@ -23,15 +27,13 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from states import values as V
 from states.guard import DIALECT, analyze
 from states.ports import Catalog, QueryError
+from states.values import number as _number
 
-# Data cells are compared tightly: a prediction may ROUND(x, 2) or sum in another order.
-CELL_REL_TOL = 1e-4
-CELL_ABS_TOL = 0.005
-# Numbers in prose match when the value rounds to what is written ("$12.3M" for 12,34x,xxx),
-# with this much relative slack on top for writers who truncate instead of rounding.
-TEXT_REL_TOL = 1e-3
+# Decimal places of a float beyond this are noise of the float itself (sums in another order).
+MAX_PLACES = 9
 
 Value = str | int | float  # an important value as stored in the cases (dates as ISO strings)
 
@@ -44,14 +46,73 @@ class SqlRecall:
     column_recall: float | None
     missing_tables: list[str]
     missing_columns: list[str]
+    table_precision: float | None = None
+    column_precision: float | None = None
 
 
 def _recall(found: set, wanted: set) -> float:
     return 1.0 if not wanted else len(found & wanted) / len(wanted)
 
 
+def _precision(found: set, wanted: set) -> float | None:
+    return None if not found else len(found & wanted) / len(found)
+
+
+_REFERENCES = re.compile(r"references\s+(\w+)\.(\w+)", re.IGNORECASE)
+
+
+def _foreign_keys(catalog: Catalog) -> dict[str, tuple[str, str]]:
+    """Column name -> (table, key) it references, from the catalogue's column docs."""
+    out: dict[str, tuple[str, str]] = {}
+    for tdoc in catalog.tables.values():
+        for cname, cdoc in tdoc.columns.items():
+            m = _REFERENCES.search(cdoc.description or "")
+            if m and m[1].lower() in catalog.tables:
+                out.setdefault(cname.lower(), (m[1].lower(), m[2].lower()))
+    return out
+
+
+def _literal_filters(sql: str) -> list[tuple[str, bool]]:
+    """(column name, compared with a number) for every `col = literal` / `col IN (...)`."""
+    try:
+        tree = sqlglot.parse_one(sql, read=DIALECT)
+    except sqlglot.errors.SqlglotError:
+        return []
+    out = []
+    for node in tree.find_all(exp.EQ, exp.In):
+        if isinstance(node, exp.In):
+            col, lits = node.this, node.expressions
+        else:
+            col, other = node.this, node.expression
+            if isinstance(other, exp.Column) and isinstance(col, exp.Literal):
+                col, other = other, col
+            lits = [other]
+        if isinstance(col, exp.Column) and lits and all(isinstance(x, exp.Literal)
+                                                        for x in lits):
+            out.append((col.name.lower(), all(not x.is_string for x in lits)))
+    return out
+
+
+def _resolved_reads(predicted: str, reference: str, catalog: Catalog
+                    ) -> tuple[set[str], set[str]]:
+    """Tables and columns a prediction reads through a resolved key: `company_id = 273`
+    reads companies (its key, and the name column the reference filtered on)."""
+    fks = _foreign_keys(catalog)
+    named = {c for c, numeric in _literal_filters(reference) if not numeric}
+    tables: set[str] = set()
+    cols: set[str] = set()
+    for c, numeric in _literal_filters(predicted):
+        if numeric and c in fks:
+            table, key = fks[c]
+            tables.add(table)
+            cols.add(f"{table}.{key}")
+            cols |= {f"{table}.{n}" for n in named if n in catalog.tables[table].columns}
+    return tables, cols
+
+
 def sql_recall(predicted: str | None, reference: str | None, catalog: Catalog) -> SqlRecall:
-    """Table and column recall of `predicted` against `reference` (None when no reference).
+    """Table and column recall (and precision) of `predicted` against `reference` (None when
+    no reference).
 
     An empty or unparsable prediction recalls nothing. Column recall is None (undefined)
     when the reference names no column (``SELECT count(*) FROM t``): a free 1.0 would
@@ -68,13 +129,19 @@ def sql_recall(predicted: str | None, reference: str | None, catalog: Catalog) -
         except QueryError:
             pred = None
     if pred is None:
-        return SqlRecall(0.0, 0.0 if want_cols else None, sorted(ref.tables), sorted(want_cols))
+        return SqlRecall(0.0, 0.0 if want_cols else None, sorted(ref.tables), sorted(want_cols),
+                         0.0, 0.0 if want_cols else None)
     got_cols = {f"{t}.{c}" for t, c in pred.columns}
+    extra_tables, extra_cols = _resolved_reads(predicted or "", reference, catalog)
+    got_tables = pred.tables | (extra_tables & ref.tables)
+    got_cols |= extra_cols & want_cols
     return SqlRecall(
-        table_recall=_recall(pred.tables, ref.tables),
+        table_recall=_recall(got_tables, ref.tables),
         column_recall=_recall(got_cols, want_cols) if want_cols else None,
-        missing_tables=sorted(ref.tables - pred.tables),
+        missing_tables=sorted(ref.tables - got_tables),
         missing_columns=sorted(want_cols - got_cols),
+        table_precision=_precision(got_tables, ref.tables),
+        column_precision=_precision(got_cols, want_cols) if want_cols else None,
     )
 
 
@@ -90,15 +157,6 @@ def is_ordered(sql: str) -> bool:
 
 
 # ------------------------------------------------------------------- values
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float, Decimal)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    return None
 
 
 def _iso(v: Any) -> str | None:
@@ -147,10 +205,7 @@ def derive_values(columns: Sequence[str], rows: Sequence[Sequence[Any]],
     """
     if not ordered:
         rows = canonical_rows(rows)
-    keep = {c.lower() for c in value_columns} if value_columns else None
-    idx = [i for i, c in enumerate(columns)
-           if (keep is None or c.lower() in keep)
-           and not (keep is None and (c.lower() == "id" or c.lower().endswith("_id")))]
+    idx = important_columns(columns, value_columns)
     out: list[Value] = []
     seen: set = set()
     for row in rows[:max_rows]:
@@ -165,41 +220,29 @@ def derive_values(columns: Sequence[str], rows: Sequence[Sequence[Any]],
     return out
 
 
-def _close(a: float, b: float, rel: float = CELL_REL_TOL, abs_: float = CELL_ABS_TOL) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
+def places(v: Any) -> int:
+    """Decimal places a number carries: 2 for DECIMAL(18,2) money, what a float's shortest
+    repr writes (capped, so float noise does not count as precision), 0 for integers."""
+    if isinstance(v, Decimal):
+        exp_ = v.as_tuple().exponent
+        return min(MAX_PLACES, max(0, -exp_)) if isinstance(exp_, int) else 0
+    if isinstance(v, float):
+        text = repr(v)
+        if "e" in text or "E" in text:
+            mant, _, e = text.lower().partition("e")
+            frac = mant.split(".")[1] if "." in mant else ""
+            return min(MAX_PLACES, max(0, len(frac.rstrip("0")) - int(e)))
+        frac = text.split(".")[1] if "." in text else ""
+        return min(MAX_PLACES, len(frac.rstrip("0")))
+    return 0
 
 
-_LEGAL = re.compile(
-    r"[,\s]+(inc|incorporated|llc|l\.l\.c|ltd|limited|corp|corporation|co|gmbh|ag|sa|sas|"
-    r"se|plc|bv|nv|ab|oy|as|pty|kk|srl|spa)\.?$", re.IGNORECASE)
-
-
-def _fold(text: str) -> str:
-    """Lower-case words separated by single spaces; punctuation dropped."""
-    return " ".join(re.findall(r"[\w]+", text.casefold()))
-
-
-def _core_name(s: str) -> str:
-    """A name without its legal suffix: 'Databricks, Inc.' -> 'databricks'."""
-    prev = None
-    while prev != s:
-        prev, s = s, _LEGAL.sub("", s).strip()
-    return _fold(s)
-
-
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-
-
-def _date_spellings(iso: str) -> list[str]:
-    m = _ISO_DATE.match(iso)
-    if not m:
-        return []
-    y, mo, d = int(m[1]), int(m[2]), int(m[3])
-    if not 1 <= mo <= 12:
-        return []
-    full, abbr = calendar.month_name[mo], calendar.month_abbr[mo]
-    return [_fold(s) for s in (f"{full} {d}, {y}", f"{abbr} {d}, {y}", f"{d} {full} {y}",
-                                f"{d} {abbr} {y}")]
+def same_number(a: float, b: float, places_a: int = MAX_PLACES,
+                places_b: int = MAX_PLACES) -> bool:
+    """Equal after rounding to the coarser of the two precisions: ROUND(x, 2) matches x, a
+    total missing a $177K company (or $1.1M of $11.75B) does not."""
+    p = min(places_a, places_b)
+    return abs(a - b) <= 0.5 * 10.0 ** -p * (1 + 1e-9) + 1e-12 * max(abs(a), abs(b))
 
 
 def cell_has(value: Value, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> bool:
@@ -214,13 +257,20 @@ def cell_has(value: Value, columns: Sequence[str], rows: Iterable[Sequence[Any]]
                 c = _number(cell)
                 if c is None and isinstance(cell, str):
                     c = _plain_number(cell)
-                if c is not None and _close(c, num):
+                if c is not None and same_number(c, num, _cell_places(cell),
+                                                 places(value)):
                     return True
             else:
                 c_text = _iso(cell) or str(cell)
                 if c_text.strip().casefold() == want:
                     return True
     return False
+
+
+def _cell_places(cell: Any) -> int:
+    if isinstance(cell, str):
+        return len(cell.strip().split(".")[1]) if "." in cell else 0
+    return places(cell)
 
 
 def _plain_number(s: str) -> float | None:
@@ -230,63 +280,14 @@ def _plain_number(s: str) -> float | None:
         return None
 
 
-# -------------------------------------------------------------- numbers in prose
+# ------------------------------------------------------------------ values in prose
 
 
-@dataclass(frozen=True)
-class TextNumber:
-    value: float
-    resolution: float  # the unit of the last digit written: 0.1e6 for "$12.3M"
-    percent: bool = False
-
-
-_SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mm": 1e6, "mn": 1e6, "million": 1e6,
-          "b": 1e9, "bn": 1e9, "billion": 1e9, "t": 1e12, "tn": 1e12, "trillion": 1e12}
-_NUMBER = re.compile(
-    r"(?<![\w.])(?P<neg>[-−–](?=[$€£]?\d))?(?P<cur>[$€£])?\s?"
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
-    r"(?:\s?(?P<suf>%|percent\b|per cent\b|x\b|"
-    r"(?:thousand|million|billion|trillion|mm|mn|bn|tn|k|m|b|t)\b))?",
-    re.IGNORECASE,
-)
-
-
-def parse_numbers(text: str) -> list[TextNumber]:
-    """Every number written in `text`, with its scale: "$1.2M", "1,200,000", "12.5%", "850K"."""
-    out = []
-    for m in _NUMBER.finditer(text or ""):
-        digits = m["num"].replace(",", "")
-        decimals = len(digits.split(".")[1]) if "." in digits else 0
-        suf = (m["suf"] or "").lower()
-        scale = _SCALE.get(suf, 1.0)
-        value = float(digits) * scale
-        if m["neg"]:  # "(5M)" is not negated: in prose, brackets are asides, not accounting
-            value = -value
-        out.append(TextNumber(value, scale * 10.0 ** -decimals,
-                              percent=suf in ("%", "percent", "per cent")))
-    return out
-
-
-def _text_number_matches(n: TextNumber, v: float, rel: float = TEXT_REL_TOL) -> bool:
-    candidates = [n.value, n.value / 100.0] if n.percent else [n.value]
-    res = [n.resolution, n.resolution / 100.0] if n.percent else [n.resolution]
-    return any(abs(c - v) <= max(r / 2 * (1 + 1e-9), abs(v) * rel)
-               for c, r in zip(candidates, res, strict=True))
-
-
-def text_has(value: Value, text: str, numbers: list[TextNumber] | None = None) -> bool:
-    """Whether prose mentions `value`: a number in any usual format, a string or date
-    case-insensitively (names also without their legal suffix)."""
-    if not text:
-        return False
-    num = _number(value)
-    if num is not None:
-        numbers = parse_numbers(text) if numbers is None else numbers
-        return any(_text_number_matches(n, num) for n in numbers)
-    s = str(value).strip()
-    folded = f" {_fold(text)} "
-    options = {_fold(s), _core_name(s), *_date_spellings(s)}
-    return any(o and f" {o} " in folded for o in options)
+def text_has(value: Value, text: str) -> bool:
+    """Whether prose states `value`, read by the one value matcher (`states.values`): a
+    number in any usual format and rounding, a date in any usual spelling, a name as a whole
+    mention with or without its legal suffix."""
+    return bool(text) and V.states(value, text)
 
 
 # ---------------------------------------------------------------- value recall
@@ -302,14 +303,109 @@ def value_recall(values: Sequence[Value], columns: Sequence[str] | None = None,
     """
     if not values:
         return None, []
-    numbers = parse_numbers(text) if text else []
+    reading = V.read(text, [str(v) for v in values if V.is_name(v)]) if text else None
     missed = []
     for v in values:
         hit = bool(rows) and cell_has(v, columns or [], rows)
-        hit = hit or (bool(text) and text_has(v, text or "", numbers))
+        hit = hit or (reading is not None and V.states(v, reading))
         if not hit:
             missed.append(v)
     return 1 - len(missed) / len(values), missed
+
+
+# ------------------------------------------------------------ answer correctness
+
+_CHECKED_KINDS = (V.MONEY, V.NUMBER, V.PERCENT, V.MULTIPLE, V.DATE)
+_LIST_MARKER = re.compile(r"[ \t]*(?:[-*•][ \t]*)?#?\d{1,2}[.)][ \t]")
+
+
+@dataclass
+class AnswerCheck:
+    """Whether the prose a partner reads is right: it states the important values and no
+    figure in it goes unbacked by the reference result."""
+
+    value_recall: float | None  # over the values the question did not already give
+    missed: list[Value]
+    unbacked: list[str]  # figures no cell, row count, difference or ratio of the data gives
+
+    @property
+    def ok(self) -> bool:
+        return (self.value_recall is None or self.value_recall >= 1.0) and not self.unbacked
+
+
+def _list_marker(text: str, start: int) -> bool:
+    """Whether the figure at `start` numbers a list item ("1. ", "2) ", "- #3 ")."""
+    while start < len(text) and text[start].isspace():
+        start += 1
+    line = text.rfind("\n", 0, start) + 1
+    m = _LIST_MARKER.match(text, line)
+    return bool(m) and line <= start < m.end()
+
+
+def _derived(nums: list[float]) -> list[float]:
+    """Figures an analyst may state from a few numbers: differences, ratios (as fractions
+    and percentage changes) and the column total."""
+    out = []
+    small = nums[:12]
+    for a, b in itertools.permutations(small, 2):
+        out.append(a - b)
+        if b:
+            out += [a / b, a / b - 1]
+    if len(nums) > 1:
+        out.append(sum(nums))
+    return out
+
+
+def sql_literals(sql: str) -> list[Any]:
+    """Numbers and ISO dates a query spells out (its filters): figures an answer may repeat."""
+    try:
+        tree = sqlglot.parse_one(sql, read=DIALECT)
+    except sqlglot.errors.SqlglotError:
+        return []
+    out: list[Any] = []
+    for lit in tree.find_all(exp.Literal):
+        if lit.is_string:
+            if V.as_date(lit.this) is not None:
+                out.append(lit.this)
+        else:
+            n = _plain_number(lit.this)
+            if n is not None:
+                out.append(n)
+    return out
+
+
+def check_answer(answer: str | None, question: str, values: Sequence[Value],
+                 columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                 known: Sequence[Any] = ()) -> AnswerCheck:
+    """Score an answer against the reference result with the one value matcher
+    (`states.values`). `known` are further facts it may state (the data date, today)."""
+    text = answer or ""
+    rec = V.recall(list(values), text, question, columns, rows)
+    cells = [c for r in rows for c in r if c is not None]
+    nums = [n for n in (V.number(c) for c in cells) if n is not None]
+    backing = [*cells, *known, len(rows), *_derived(nums)]
+    asked = V.read(question or "").figures
+    labels = sorted({str(c) for c in cells if V.is_name(c)})
+    row_labels = [V.row_labels(r) for r in rows]
+    reading = V.read(text, labels)
+    unbacked = []
+    for fig in reading.figures:
+        if fig.kind not in _CHECKED_KINDS or fig.is_year:
+            continue  # years, months and quarters name periods, not figures of the data
+        if _list_marker(text, fig.start):
+            continue  # "1. Databricks": the number of a list item, not a figure
+        near = reading.names_near(fig)
+        own = [r for r, lab in zip(rows, row_labels, strict=True) if near & lab]
+        if own:  # "AI/ML 38": the figure must be AI/ML's, not another sector's
+            if any(V.figure_matches(fig, c) for r in own for c in r):
+                continue
+        elif any(V.figure_matches(fig, c) for c in backing):
+            continue
+        if any(f.text == fig.text or (f.value is not None and f.value == fig.value)
+               for f in asked):
+            continue  # the question's own figure, repeated
+        unbacked.append(fig.text)
+    return AnswerCheck(rec.score, list(rec.missed), unbacked)
 
 
 # ----------------------------------------------------------------------- ROUGE
@@ -342,23 +438,33 @@ def rouge(predicted: str | None, reference: str | None) -> dict[str, float] | No
 # ---------------------------------------------------------- execution accuracy
 
 
+@dataclass(frozen=True)
+class Num:
+    """A number of a result, with the decimal places it was written to."""
+
+    value: float
+    places: int
+
+
 def _norm(v: Any) -> Any:
     n = _number(v)
     if n is not None:
-        return n
+        return Num(n, places(v))
     if v is None:
         return None
     iso = _iso(v)
     if iso is not None:
         return iso
     if isinstance(v, bool):
-        return float(v)
+        return Num(float(v), 0)
     return str(v).strip()
 
 
 def _cell_eq(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return _close(a, b)
+    if isinstance(a, Num) and isinstance(b, Num):
+        return same_number(a.value, b.value, a.places, b.places)
+    if a is None or b is None:
+        return a is b  # NULL is its own value: never the string 'None', never 0
     return a == b
 
 
@@ -367,11 +473,12 @@ def _row_eq(a: Sequence[Any], b: Sequence[Any]) -> bool:
 
 
 def _key(row: Sequence[Any]) -> tuple:
-    return tuple((0, round(c, 6)) if isinstance(c, float) else (1, str(c)) for c in row)
+    return tuple((0, round(c.value, 6), "") if isinstance(c, Num)
+                 else (2, 0.0, "") if c is None else (1, 0.0, str(c)) for c in row)
 
 
 def _bag_equal(pred: list[tuple], ref: list[tuple]) -> bool:
-    """Rows equal as multisets, numbers within tolerance."""
+    """Rows equal as multisets, numbers compared as money."""
     if len(pred) != len(ref):
         return False
     pool: dict[tuple, list[tuple]] = defaultdict(list)
@@ -380,12 +487,12 @@ def _bag_equal(pred: list[tuple], ref: list[tuple]) -> bool:
     left_ref = []
     for r in ref:
         bucket = pool.get(_key(r))
-        if bucket:
+        if bucket and _row_eq(bucket[-1], r):
             bucket.pop()
         else:
             left_ref.append(r)
     left_pred = [r for bucket in pool.values() for r in bucket]
-    for r in left_ref:  # the few rows exact keys missed: match within tolerance
+    for r in left_ref:  # the few rows exact keys missed: match within precision
         for i, p in enumerate(left_pred):
             if _row_eq(p, r):
                 del left_pred[i]
@@ -402,24 +509,48 @@ def _list_equal(pred: list[tuple], ref: list[tuple]) -> bool:
 MAX_COLUMN_MAPPINGS = 2000
 
 
+def is_key(column: str) -> bool:
+    c = column.lower()
+    return c == "id" or c.endswith("_id")
+
+
+def important_columns(columns: Sequence[str], value_columns: Sequence[str] | None = None
+                      ) -> list[int]:
+    """Indexes of the columns that hold the answer: `value_columns` when given, else every
+    column but keys (all of them when every column is a key)."""
+    if value_columns:
+        keep = {c.lower() for c in value_columns}
+        idx = [i for i, c in enumerate(columns) if c.lower() in keep]
+        if idx:
+            return idx
+    idx = [i for i, c in enumerate(columns) if not is_key(c)]
+    return idx or list(range(len(columns)))
+
+
 def execution_match(pred_columns: Sequence[str], pred_rows: Sequence[Sequence[Any]],
                     ref_columns: Sequence[str], ref_rows: Sequence[Sequence[Any]],
-                    ordered: bool = False, allow_extra_columns: bool = True) -> bool:
-    """Whether the predicted result holds the reference result.
+                    ordered: bool = False, allow_extra_columns: bool = True,
+                    value_columns: Sequence[str] | None = None) -> bool:
+    """Whether the predicted result holds the reference's answer.
 
-    Columns are matched by content, not name or position; rows are compared as bags, or
-    in order when `ordered` (the reference has ORDER BY). Extra predicted columns are
-    ignored unless `allow_extra_columns` is False.
+    The reference's important columns (`important_columns`) must each be found among the
+    predicted columns, matched by content, not name or position; key and label columns
+    may be missing. Rows are compared as bags, or in order when `ordered` (the reference has
+    ORDER BY). Extra predicted columns are allowed, but not a rival answer: when the answer
+    is one numeric column, another numeric column that equals no reference column means
+    the prediction offers two candidates (72 rows and 22 companies) and does not match.
     """
-    m, n = len(ref_columns), len(pred_columns)
-    if n < m or (not allow_extra_columns and n != m):
+    imp = important_columns(ref_columns, value_columns)
+    m, n = len(imp), len(pred_columns)
+    if n < m or (not allow_extra_columns and n != len(ref_columns)):
         return False
-    ref = [tuple(_norm(v) for v in r) for r in ref_rows]
+    ref_all = [tuple(_norm(v) for v in r) for r in ref_rows]
     pred = [tuple(_norm(v) for v in r) for r in pred_rows]
-    if len(ref) != len(pred):
+    if len(ref_all) != len(pred):
         return False
     if m == 0:
         return True
+    ref = [tuple(r[j] for j in imp) for r in ref_all]
     ref_cols = [[(r[j],) for r in ref] for j in range(m)]
     pred_cols = [[(r[k],) for r in pred] for k in range(n)]
     candidates = []
@@ -428,14 +559,35 @@ def execution_match(pred_columns: Sequence[str], pred_rows: Sequence[Sequence[An
         if not same:
             return False
         # try same-named columns first: they are the likely mapping
-        same.sort(key=lambda k: pred_columns[k].lower() != ref_columns[j].lower())
+        same.sort(key=lambda k: pred_columns[k].lower() != ref_columns[imp[j]].lower())
         candidates.append(same)
+    if m == 1 and _numeric(ref_cols[0]) and _rival(pred_columns, pred_cols, ref_all):
+        return False
     compare = _list_equal if ordered else _bag_equal
     for mapping in itertools.islice(
             (p for p in itertools.product(*candidates) if len(set(p)) == m),
             MAX_COLUMN_MAPPINGS):
         projected = [tuple(r[k] for k in mapping) for r in pred]
         if compare(projected, ref):
+            return True
+    return False
+
+
+def _numeric(column: list[tuple]) -> bool:
+    cells = [c[0] for c in column if c[0] is not None]
+    return bool(cells) and all(isinstance(c, Num) for c in cells)
+
+
+def _rival(pred_columns: Sequence[str], pred_cols: list[list[tuple]],
+           ref_all: list[tuple]) -> bool:
+    """A numeric predicted column (not a key) equal to no reference column: a second
+    candidate answer beside the right one."""
+    width = len(ref_all[0]) if ref_all else 0
+    ref_cols = [[(r[j],) for r in ref_all] for j in range(width)]
+    for k, col in enumerate(pred_cols):
+        if is_key(pred_columns[k]) or not _numeric(col):
+            continue
+        if not any(_bag_equal(col, rc) for rc in ref_cols):
             return True
     return False
 

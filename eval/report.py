@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,10 @@ LABELS = {
     "clarification_precision": "Clarification precision",
     "clarification_recall": "Clarification recall", "refusal_precision": "Refusal precision",
     "refusal_recall": "Refusal recall", "pass_rate": "Cases passed",
+    "table_precision": "Table precision", "column_precision": "Column precision",
+    "answer_accuracy": "Answer accuracy",
 }
+REPORT_FILES = ("report.json", "report.md", "report.html")
 CHART_METRICS = ("execution_accuracy", "table_recall", "column_recall", "value_recall",
                  "rougeL")
 WORST = 10
@@ -25,6 +30,11 @@ WORST = 10
 
 def pct(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def ci_text(ci: list[float] | None) -> str:
+    """'[84.1%, 95.0%]' for an interval, '' without one."""
+    return "" if not ci else f"[{pct(ci[0])}, {pct(ci[1])}]"
 
 
 def build(meta: dict[str, Any], summary: dict[str, Any], tags: dict[str, Any],
@@ -79,20 +89,32 @@ def markdown(report: dict[str, Any], failures: list[str] | None = None) -> str:
                  "eval.make_cases` after checking the change is intended."), ""]
     if failures:
         out += ["**Thresholds not met:**", *[f"- {f}" for f in failures], ""]
-    out += ["## Summary", "", "| metric | value |", "|---|---|"]
-    for key in (*QUALITY, *CLASSIFICATION, "pass_rate"):
-        out.append(f"| {LABELS[key]} | {pct(s.get(key))} |")
+    if report.get("interrupted"):
+        out += [f"**Interrupted:** this report covers {s['cases']} of "
+                f"{meta.get('cases_selected', '?')} cases.", ""]
+    ci = s.get("ci95", {})
+    out += ["## Summary", "", "| metric | value | 95% interval |", "|---|---|---|"]
+    for key in ("pass_rate", *QUALITY, *CLASSIFICATION):
+        out.append(f"| {LABELS[key]} | {pct(s.get(key))} | {ci_text(ci.get(key))} |")
+    if s.get("flip_rate") is not None:
+        out.append(f"| Flip rate ({meta.get('repeat')} runs a case) | {pct(s['flip_rate'])} "
+                   f"| {s['flipped_cases']} case(s) flipped |")
     out.append(f"| LLM calls (per case) | {s['llm_calls']} ({_f(s.get('llm_calls_per_case'))}) |")
     out.append(f"| Tokens (prompt / completion) | {s['prompt_tokens']:,} / "
                f"{s['completion_tokens']:,} |")
     out.append(f"| Seconds per case (mean / p50 / p95) | {_f(s.get('seconds_mean'))} / "
                f"{_f(s.get('seconds_p50'))} / {_f(s.get('seconds_p95'))} |")
     out.append(f"| Failed turns / harness errors | {s['failed_turns']} / {s['errors']} |")
+    if s.get("verify_checked"):
+        out.append(f"| Verify: first drafts rejected / summaries withheld (right results) | "
+                   f"{pct(s['verify_rejected'])} / {pct(s['verify_replaced'])} "
+                   f"({pct(s['verify_replacement_right'])}) |")
     out += ["", "## By tag", "",
-            "| tag | cases | exec | table | column | value | ROUGE-L | outcome | passed |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| tag | cases | exec | answer | table | column | value | ROUGE-L | outcome | passed |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for tag, t in report["by_tag"].items():
         out.append(f"| {tag} | {t['cases']} | {pct(t['execution_accuracy'])} | "
+                   f"{pct(t.get('answer_accuracy'))} | "
                    f"{pct(t['table_recall'])} | {pct(t['column_recall'])} | "
                    f"{pct(t['value_recall'])} | {pct(t['rougeL'])} | "
                    f"{pct(t['outcome_accuracy'])} | {t['passed']}/{t['cases']} |")
@@ -116,6 +138,13 @@ def markdown(report: dict[str, Any], failures: list[str] | None = None) -> str:
         missing = [v for t in c["turns"] for v in t.get("missing_values", [])]
         if missing:
             out.append(f"- values missing from the data: {', '.join(map(str, missing[:8]))}")
+        said_missing = [v for t in c["turns"] for v in t.get("answer_missing_values", [])]
+        if said_missing:
+            out.append("- values the answer does not state: "
+                       f"{', '.join(map(str, said_missing[:8]))}")
+        unbacked = [v for t in c["turns"] for v in t.get("unbacked_figures", [])]
+        if unbacked:
+            out.append(f"- figures the data does not back: {', '.join(unbacked[:8])}")
         if c.get("error"):
             out.append(f"- harness error: {c['error'].splitlines()[0]}")
         if c.get("answer"):
@@ -153,6 +182,8 @@ padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f6f6f6}
 .fail{color:#b3261e;font-weight:600}.ok{color:#1e7a34}pre{background:#f6f8fa;padding:.6em;
 overflow:auto;white-space:pre-wrap}details{margin:.2em 0}.charts{display:flex;flex-wrap:wrap;
 gap:1.5em}svg text{font:12px system-ui,sans-serif}
+.result-row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+table.result{width:auto;font-size:.85em}img.chart{border:1px solid #eee;border-radius:6px}
 """
 
 
@@ -179,6 +210,31 @@ def _bar_chart(title: str, rows: list[tuple[str, float | None]]) -> str:
     return "".join(parts)
 
 
+def _result_html(t: dict[str, Any]) -> str:
+    """The turn's first rows as a table, its chart beside them."""
+    e = html.escape
+    head = "".join(f"<th>{e(str(c))}</th>" for c in t.get("columns", []))
+    body = "".join("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>"
+                   for row in t.get("rows", []))
+    more = t.get("row_count", 0) - len(t.get("rows", []))
+    table = (f"<table class='result'><tr>{head}</tr>{body}</table>"
+             + (f"<p>({more} more rows)</p>" if more > 0 else ""))
+    chart = t.get("chart") or {}
+    # embedded, so the page stays one self-contained file
+    img = (f"<img class='chart' src='data:image/png;base64,{chart['png_base64']}' "
+           f"alt='{e(chart.get('alt', ''))}' width='480'>" if chart.get("png_base64") else "")
+    return f"<div class='result-row'><div>{table}</div>{img}</div>"
+
+
+def _without_pngs(report: dict[str, Any]) -> dict[str, Any]:
+    """The report for report.json: charts keep their kind and description, the PNG stays in
+    the HTML page only."""
+    cases = [{**c, "turns": [{**t, "chart": {k: v for k, v in t["chart"].items()
+                                             if k != "png_base64"}} if t.get("chart") else t
+                             for t in c.get("turns", [])]} for c in report.get("cases", [])]
+    return {**report, "cases": cases}
+
+
 def html_page(report: dict[str, Any], failures: list[str] | None = None) -> str:
     meta, s, cases, tags = report["meta"], report["summary"], report["cases"], report["by_tag"]
     e = html.escape
@@ -195,10 +251,15 @@ def html_page(report: dict[str, Any], failures: list[str] | None = None) -> str:
     if failures:
         out.append("<p class='warn'>Thresholds not met:<br>" + "<br>".join(map(e, failures))
                    + "</p>")
+    if report.get("interrupted"):
+        out.append(f"<p class='warn'>Interrupted: this report covers {s['cases']} of "
+                   f"{e(str(meta.get('cases_selected', '?')))} cases.</p>")
+    ci = s.get("ci95", {})
     out.append("<div class='cards'>")
-    for key in ("execution_accuracy", "table_recall", "column_recall", "value_recall",
-                "rougeL", "outcome_accuracy", "pass_rate"):
-        out.append(f"<div class='card'>{e(LABELS[key])}<b>{pct(s.get(key))}</b></div>")
+    for key in ("pass_rate", "execution_accuracy", "answer_accuracy", "table_recall",
+                "column_recall", "value_recall", "rougeL", "outcome_accuracy"):
+        band = f"<small>95% CI {ci_text(ci.get(key))}</small>" if ci.get(key) else ""
+        out.append(f"<div class='card'>{e(LABELS[key])}<b>{pct(s.get(key))}</b>{band}</div>")
     out.append(f"<div class='card'>LLM calls<b>{s['llm_calls']}</b></div>")
     out.append(f"<div class='card'>Tokens<b>{s['prompt_tokens'] + s['completion_tokens']:,}"
                "</b></div>")
@@ -206,9 +267,11 @@ def html_page(report: dict[str, Any], failures: list[str] | None = None) -> str:
     out.append("<h2>By tag</h2><div class='charts'>")
     for key in CHART_METRICS:
         out.append(_bar_chart(LABELS[key], [(t, v.get(key)) for t, v in tags.items()]))
-    out.append("</div><h2>All metrics</h2><table><tr><th>metric</th><th>value</th></tr>")
-    for key in (*QUALITY, *CLASSIFICATION, "pass_rate"):
-        out.append(f"<tr><td>{e(LABELS[key])}</td><td>{pct(s.get(key))}</td></tr>")
+    out.append("</div><h2>All metrics</h2><table><tr><th>metric</th><th>value</th>"
+               "<th>95% interval</th></tr>")
+    for key in ("pass_rate", *QUALITY, *CLASSIFICATION):
+        out.append(f"<tr><td>{e(LABELS[key])}</td><td>{pct(s.get(key))}</td>"
+                   f"<td>{ci_text(ci.get(key))}</td></tr>")
     out.append("</table><h2>Cases</h2><table><tr><th>case</th><th>tags</th><th>outcome</th>"
                "<th>exec</th><th>tables</th><th>columns</th><th>values</th><th>ROUGE-L</th>"
                "<th>LLM</th><th>s</th></tr>")
@@ -226,6 +289,8 @@ def html_page(report: dict[str, Any], failures: list[str] | None = None) -> str:
                 detail.append(f"<p>Reference: {e(t['reference_answer'])}</p>")
             if t.get("sql"):
                 detail.append(f"<pre>{e(t['sql'])}</pre>")
+            if t.get("rows") or t.get("chart"):
+                detail.append(_result_html(t))
             if t.get("reference_sql") and t.get("reference_sql") != t.get("sql"):
                 detail.append(f"<p>Reference SQL:</p><pre>{e(t['reference_sql'])}</pre>")
             if t.get("missing_values"):
@@ -245,14 +310,39 @@ def html_page(report: dict[str, Any], failures: list[str] | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+def prepare(out_dir: str | Path) -> None:
+    """Make `out_dir`, prove it writable and remove an earlier run's reports, so a run that
+    stops early never leaves an old report.json looking current (raises OSError)."""
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=d, prefix=".probe-"):
+        pass
+    for name in REPORT_FILES:
+        (d / name).unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so a reader sees the old one or the whole new one, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write(report: dict[str, Any], out_dir: str | Path,
           failures: list[str] | None = None) -> dict[str, Path]:
-    """Write report.json, report.md and report.html into `out_dir`; returns their paths."""
+    """Write report.json, report.md and report.html into `out_dir` (each atomically);
+    returns their paths."""
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     paths = {"json": d / "report.json", "md": d / "report.md", "html": d / "report.html"}
-    paths["json"].write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False)
-                             + "\n", encoding="utf-8")
-    paths["md"].write_text(markdown(report, failures), encoding="utf-8")
-    paths["html"].write_text(html_page(report, failures), encoding="utf-8")
+    # the human reports first: report.json appearing is the sign the run is complete
+    write_atomic(paths["md"], markdown(report, failures))
+    write_atomic(paths["html"], html_page(report, failures))
+    write_atomic(paths["json"], json.dumps(_without_pngs(report), indent=2, default=str,
+                                           ensure_ascii=False) + "\n")
     return paths

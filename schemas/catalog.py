@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,61 @@ from states.ports import Catalog, ColumnDoc, TableDoc
 DOCS_PATH = Path(__file__).with_name("catalog.json")
 
 
+class CatalogError(ValueError):
+    """A catalogue file (FUNDBOT_CATALOG) that cannot be used; the message says why."""
+
+
 @lru_cache(maxsize=8)
 def _load_docs_cached(path: str) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            docs = json.load(f)
+    except FileNotFoundError:
+        raise CatalogError(f"FUNDBOT_CATALOG: no file at {path}; write one with "
+                           "`fundbot catalog init` or unset FUNDBOT_CATALOG") from None
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"FUNDBOT_CATALOG: {path} is not valid JSON ({exc.msg} at line "
+                           f"{exc.lineno}, column {exc.colno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"FUNDBOT_CATALOG: cannot read {path}: {exc}") from None
+    if not isinstance(docs, dict) or not isinstance(docs.get("tables", {}), dict):
+        raise CatalogError(f"FUNDBOT_CATALOG: {path} must hold a JSON object shaped like "
+                           "schemas/catalog.json (\"tables\": {...})")
+    return docs
 
 
 def load_docs(path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The documentation file (FUNDBOT_CATALOG, else the bundled one); {} if absent."""
+    """The documentation file: `path`, else FUNDBOT_CATALOG, else the bundled one.
+
+    Raises CatalogError when the file is missing, unreadable or not a JSON object."""
     p = Path(path or os.environ.get("FUNDBOT_CATALOG") or DOCS_PATH)
-    return _load_docs_cached(str(p.resolve())) if p.exists() else {}
+    return _load_docs_cached(str(p.expanduser().resolve()))
+
+
+def docs_for(con) -> dict[str, Any]:
+    """The documentation for the open warehouse: FUNDBOT_CATALOG when set; else the bundled
+    catalogue when the file is the sample (it holds every table the catalogue documents);
+    else nothing, so a user's own file is described only by what it says itself."""
+    if os.environ.get("FUNDBOT_CATALOG"):
+        return load_docs()
+    bundled = load_docs(DOCS_PATH)
+    present = {name.lower() for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+    return bundled if {t.lower() for t in bundled.get("tables", {})} <= present else {}
+
+
+def data_as_of(con, tables: dict[str, TableDoc]) -> str:
+    """The rule when no catalogue says: the newest date or timestamp in any column of the
+    file that is not later than today ("" when the file has none)."""
+    parts = [f'SELECT max("{c.name}")::DATE AS d FROM "{t.name}" WHERE "{c.name}" <= now()'
+             for t in tables.values() for c in t.columns.values()
+             if c.type == "DATE" or c.type.startswith("TIMESTAMP")]
+    if not parts:
+        return ""
+    with contextlib.suppress(duckdb.Error):
+        row = con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()
+        return str(row[0]) if row and row[0] is not None else ""
+    return ""
 
 
 def build_catalog(con, docs: dict[str, Any] | None = None) -> Catalog:
@@ -61,10 +107,44 @@ def build_catalog(con, docs: dict[str, Any] | None = None) -> Catalog:
         t.columns[cname.lower()] = ColumnDoc(
             name=cname, type=ctype, description=cdocs.get(cname.lower()) or ccomment or ""
         )
-    as_of = docs.get("as_of", "")
+    as_of = docs.get("as_of", "") or ("" if docs.get("as_of_sql") else data_as_of(con, tables))
     if docs.get("as_of_sql"):
         # a user's DB may lack the table the docs expect: keep the documented date then
         with contextlib.suppress(duckdb.Error):
             row = con.execute(docs["as_of_sql"]).fetchone()
             as_of = str(row[0]) if row and row[0] is not None else as_of
-    return Catalog(tables=tables, rules=list(docs.get("rules", [])), as_of=as_of)
+    return Catalog(tables=tables, rules=list(docs.get("rules", [])), as_of=as_of,
+                   audience=docs.get("audience", ""))
+
+
+_NAME_COLUMN = re.compile(r"(^|_)(full_)?name$|^(title|label)$")
+
+
+def starter_docs(catalog: Catalog) -> dict[str, Any]:
+    """A catalogue for `fundbot catalog init`: the file's tables and columns with their
+    COMMENTs, empty keywords and rules, and a guessed value dictionary for each table with an
+    id first and a name column (the names people will type), all for the user to edit."""
+    tables: dict[str, Any] = {}
+    dictionaries: list[dict[str, Any]] = []
+    for name, doc in catalog.tables.items():
+        cols = list(doc.columns.values())
+        tables[doc.name] = {"description": doc.description, "keywords": [],
+                            "columns": {c.name: c.description for c in cols}}
+        key = cols[0].name if cols and re.search(r"(^|_)id$", cols[0].name.lower()) else None
+        names = [c.name for c in cols
+                 if c.type == "VARCHAR" and _NAME_COLUMN.search(c.name.lower())]
+        if key and names:
+            value = next((n for n in names if n.lower().startswith("full_")), names[0])
+            aliases = [n for n in names if n != value and n.lower() in ("first_name", "last_name")]
+            dictionaries.append({"kind": _singular(name), "table": doc.name, "key": key,
+                                 "value": value, **({"aliases": aliases} if aliases else {})})
+    return {"audience": "", "as_of_sql": "", "rules": [], "tables": tables,
+            "dictionaries": dictionaries}
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("ses", "xes")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word

@@ -151,6 +151,7 @@ class _Target:
     column: str
     key: Any
     rank: int  # position of its kind in the spec: lower wins a tie between kinds
+    key_column: str = ""
 
 
 def _fund_variants(ws: list[str]) -> list[list[str]]:
@@ -195,16 +196,17 @@ class ValueDictionaries:
                 ).fetchall()
             except duckdb.CatalogException:
                 continue  # a user's warehouse without this table simply has no such names
-            vd.add(entry["kind"], table, value, rows, rank)
+            vd.add(entry["kind"], table, value, rows, rank, key_column=key)
         vd._finish()
         return vd
 
-    def add(self, kind: str, table: str, column: str, rows: list[tuple], rank: int = 0) -> None:
-        """Index rows of (key, value, *aliases) as names of `kind`."""
+    def add(self, kind: str, table: str, column: str, rows: list[tuple], rank: int = 0,
+            key_column: str = "") -> None:
+        """Index rows of (key, value, *aliases) as names of `kind`; `key_column` names the key."""
         for row in rows:
             key, value, aliases = row[0], str(row[1]), [a for a in row[2:] if a]
             idx = len(self._targets)
-            self._targets.append(_Target(kind, value, table, column, key, rank))
+            self._targets.append(_Target(kind, value, table, column, key, rank, key_column))
             ws = words(value)
             if not ws:
                 continue
@@ -344,7 +346,7 @@ class ValueDictionaries:
     def _entity(self, idx: int, mention: str) -> Entity:
         t = self._targets[idx]
         return Entity(kind=t.kind, mention=mention, value=t.value, table=t.table,
-                               column=t.column, key=t.key)
+                      column=t.column, key=t.key, key_column=t.key_column)
 
     def __len__(self) -> int:
         return len(self._targets)

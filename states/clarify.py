@@ -34,6 +34,14 @@ def resume(ctx: TurnContext) -> str:
     assert pending is not None
     reply = ctx.text.strip()
     choice = pick_option(reply, pending.options)
+    if choice is None and _out_of_range(reply, pending.options):
+        # "3" to two options: say so and ask again; the question stays open, no round spent
+        n = len(pending.options)
+        ctx.clarification = (f'"{reply[:20]}" is not one of the options: there '
+                             f"{'is only 1' if n == 1 else f'are only {n}'}. Answer with a "
+                             f"number from 1 to {n} or a name. {pending.prompt}")
+        ctx.options = list(pending.options)
+        return None
     if choice and pending.kind == "entity":
         pending.settled[pending.mention.lower()] = choice
         # the choice is a warehouse value: quoted as data, so it cannot read as instructions
@@ -43,6 +51,16 @@ def resume(ctx: TurnContext) -> str:
     elif reply:
         pending.facts.append(f'Asked "{pending.prompt}", the user answered: "{reply[:500]}".')
     return "reply"
+
+
+def _out_of_range(reply: str, options: list[str]) -> bool:
+    """A bare number or ordinal that names no option ("3" or "third" of two)."""
+    text = reply.strip().strip(".!").lower()
+    m = re.fullmatch(r"#?\s*(\d{1,3})|(?:the\s+)?(" + "|".join(_ORDINALS) + r")(?:\s+one)?", text)
+    if not options or not m:
+        return False
+    n = int(m.group(1)) if m.group(1) else _ORDINALS[m.group(2)]
+    return not (1 <= n <= len(options) or -len(options) <= n < 0)
 
 
 def _quoted(value: str) -> str:

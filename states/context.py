@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from states.machine import Deps
 
 
+# Failures that decline the request as given (asking again the same way will not help): with
+# an out-of-scope question they are "refused" (TurnResult.refused, exit status 2).
+REFUSALS = frozenset({"refused", "empty", "too_long"})
+
+
 @dataclass
 class TurnContext:
     deps: Deps
@@ -48,6 +53,10 @@ class TurnContext:
     error_kind: str | None = None
     refused: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    verify_rounds: int = 0  # answers verify has checked this turn
+    rejected: list[Any] = field(default_factory=list)  # verify.Check the last answer failed
+    verification: str = ""  # verified | revised | replaced ("" when nothing was checked)
+    chart_hint: str | None = None  # the model's suggestion (line, bar, none); the rules decide
 
     # --------------------------------------------------------------- helpers
     @property
@@ -65,6 +74,7 @@ class TurnContext:
 
     def fail(self, kind: str, message: str, detail: str = "") -> str:
         self.error_kind = kind
+        self.refused = kind in REFUSALS
         self.answer = message
         self.trace.error = detail or message
         return "fail"

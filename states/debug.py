@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from states.context import TurnContext
 from states.ports import LLMError
-from states.prompts import SQL_TOOL
+from states.prompts import SQL_TOOL, clip
 from states.understand import build_messages, llm_trouble, sql_from_reply
 
 KEEP = "KEEP"
+DEBUG_SQL_CHARS = 4000  # of each earlier attempt shown again: the prompt stays bounded
+DEBUG_ATTEMPTS_SHOWN = 4
 
 
 def run(ctx: TurnContext) -> str:
@@ -19,8 +21,9 @@ def run(ctx: TurnContext) -> str:
     if empty:
         ctx.empty_debugged = True
     messages = build_messages(ctx)
-    for attempt in ctx.trace.sql_attempts:
-        messages.append({"role": "assistant", "content": f"```sql\n{attempt.sql}\n```"})
+    for attempt in ctx.trace.sql_attempts[-DEBUG_ATTEMPTS_SHOWN:]:
+        messages.append({"role": "assistant",
+                         "content": f"```sql\n{clip(attempt.sql, DEBUG_SQL_CHARS)}\n```"})
         if attempt.ok and attempt.rows == 0:
             messages.append({"role": "user", "content": (
                 "That query ran but returned no rows. If the question implies rows should exist "
@@ -29,7 +32,7 @@ def run(ctx: TurnContext) -> str:
                 f"reply with the single word {KEEP}.")})
         elif not attempt.ok:
             messages.append({"role": "user", "content": (
-                f"That query failed ({attempt.error_kind}): {attempt.error}\n"
+                f"That query failed ({attempt.error_kind}): {clip(attempt.error, 1000)}\n"
                 "Call sql_query with a corrected query.")})
     try:
         reply = ctx.call_llm("debug", messages, tools=[SQL_TOOL])

@@ -21,8 +21,11 @@ from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
+from states import bounds
+from states.cache import per_catalog
 from states.ports import Catalog, QueryError
 
 DIALECT = "duckdb"
@@ -293,11 +296,17 @@ def _inside_allowed_call(node: exp.Expr, sql: str) -> bool:
 # ------------------------------------------------------------ tables and columns
 
 
-def _schema(catalog: Catalog) -> dict[str, dict[str, str]]:
-    return {
+@per_catalog
+def _schema(catalog: Catalog) -> MappingSchema:
+    """The catalogue as sqlglot's schema, built once: normalising 60 tables' names and types
+    for every query was most of the guard's time."""
+    return MappingSchema({
         t: {c: (doc.type or "UNKNOWN") for c, doc in tdoc.columns.items()}
         for t, tdoc in catalog.tables.items()
-    }
+    }, dialect=DIALECT)
+
+
+_columns = per_catalog(Catalog.columns_by_table)
 
 
 def _lookup(scope: Scope | None, alias: str) -> exp.Table | Scope | None:
@@ -339,7 +348,7 @@ def _describe_table(catalog: Catalog, table: str) -> str:
 
 def _resolve(root: exp.Expr, catalog: Catalog, an: Analysis) -> None:
     """Fill tables/columns/unknowns from sqlglot scopes over `root`."""
-    cols = catalog.columns_by_table()
+    cols = _columns(catalog)
     scopes = traverse_scope(root)
     for scope in scopes:
         for source in scope.sources.values():
@@ -468,6 +477,16 @@ def _analyze_query(statement: exp.Expr, catalog: Catalog, an: Analysis) -> None:
 
 def analyze(sql: str, catalog: Catalog) -> Analysis:
     """Tables, columns and functions `sql` references; raises QueryError("parse") only."""
+    deep = bounds.nesting_problem(sql)  # the same bound as check(), whatever the parser manages
+    if deep:
+        raise QueryError("parse", deep, sql)
+    try:
+        return _analyze(sql, catalog)
+    except RecursionError:
+        raise QueryError("parse", bounds.nesting_message(), sql) from None
+
+
+def _analyze(sql: str, catalog: Catalog) -> Analysis:
     statements = _parse(sql)
     an = Analysis(statement_count=len(statements))
     an.kind = _kind(statements[0]) if len(statements) == 1 else (
@@ -532,8 +551,21 @@ def _table_problems(table: exp.Table) -> list[str]:
     return []
 
 
+_SYSTEM_PREFIXES = ("duckdb_", "sqlite_", "pg_", "information_schema")
+
+
+def _probe(name: str) -> bool:
+    """An unknown table name that reads as a file path, a URL or a system view: a refusal,
+    where a mistyped table is only a binder error."""
+    return any(ch in name for ch in "/\\.:") or name.startswith(_SYSTEM_PREFIXES)
+
+
+def _looks_like_path(name: str) -> bool:
+    return any(ch in name for ch in "/\\.:")
+
+
 def _unknown_table_message(name: str, catalog: Catalog) -> str:
-    if any(ch in name for ch in "/\\.:") :
+    if _looks_like_path(name):
         return (f"'{name}' looks like a file path or URL; reading files is not allowed, "
                 "only the catalogue tables")
     close = difflib.get_close_matches(name, list(catalog.tables), n=1)
@@ -561,11 +593,21 @@ def check(sql: str, catalog: Catalog, max_rows: int) -> str:
     checked is what runs) yields at most `max_rows + 1` rows: a (max_rows+1)-th row
     means the answer was truncated, and the executor fetches no more than that.
     """
+    try:
+        return _check(sql, catalog, max_rows)
+    except RecursionError:  # a shape the token count missed; never a traceback
+        raise _refuse(bounds.nesting_message(), sql) from None
+
+
+def _check(sql: str, catalog: Catalog, max_rows: int) -> str:
     if not sql or not sql.strip():
         raise _refuse("the SQL is empty; write one SELECT query", sql)
     if len(sql) > MAX_SQL_CHARS:
         raise _refuse(f"the SQL is {len(sql):,} characters long; the limit is "
                       f"{MAX_SQL_CHARS:,}: write a shorter query", sql)
+    deep = bounds.nesting_problem(sql)
+    if deep:
+        raise _refuse(deep, sql)
     statements = _parse(sql)
     if not statements:
         raise _refuse("the SQL holds no statement; write one SELECT query", sql)
@@ -581,22 +623,28 @@ def check(sql: str, catalog: Catalog, max_rows: int) -> str:
             f"only read-only queries (SELECT, WITH ... SELECT, UNION/INTERSECT/EXCEPT) are "
             f"allowed; this statement is {what}", sql)
 
-    problems = _structure_problems(statement)
+    problems = _structure_problems(statement) + bounds.shape_problems(statement)
     if problems:  # fatal on their own; resolving columns on top would only add noise
         raise _refuse("; ".join(dict.fromkeys(problems)), sql)
     an = Analysis(statement_count=1, kind=_kind(statement))
     _analyze_query(statement, catalog, an)
-    problems += [_unknown_table_message(t, catalog) for t in sorted(an.unknown_tables)]
-    problems += sorted(set(an.unknown_columns))
+    # names that do not exist are a binder error, as DuckDB would report them, not a refusal
+    # (a file path or a system view is a refusal: only the catalogue tables may be read)
+    unknown: list[str] = []
+    for t in sorted(an.unknown_tables):
+        (problems if _probe(t) else unknown).append(_unknown_table_message(t, catalog))
+    unknown += sorted(set(an.unknown_columns))
     _, refused_fns = _functions(statement, sql)
     if refused_fns:
         problems.append(
             f"function(s) not allowed: {', '.join(sorted(set(refused_fns)))}; use standard "
             "aggregates, window, date, string, math and conditional functions")
     problems += _size_problems(statement, sql)
-    if problems:
-        unique = list(dict.fromkeys(problems))
+    problems += bounds.size_problems(statement)
+    if problems or unknown:
+        unique = list(dict.fromkeys(unknown + problems))
         more = f" (and {len(unique) - _MAX_PROBLEMS} more)" if len(unique) > _MAX_PROBLEMS else ""
-        raise _refuse("; ".join(unique[:_MAX_PROBLEMS]) + more, sql)
+        raise QueryError("refused" if problems else "binder",
+                         "; ".join(unique[:_MAX_PROBLEMS]) + more, sql)
 
     return _cap(statement, max_rows + 1).sql(dialect=DIALECT)

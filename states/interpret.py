@@ -6,7 +6,8 @@ import time
 
 from states.context import TurnContext
 from states.ports import LLMError
-from states.prompts import facts_block, result_table
+from states.prompts import audience, facts_block, result_table
+from states.verify import feedback as verify_feedback
 
 MAX_ANSWER_CHARS = 3000
 
@@ -16,7 +17,7 @@ def run(ctx: TurnContext) -> str:
     t0 = time.perf_counter()
     as_of = ctx.deps.warehouse.catalog.as_of
     system = (
-        "You write short answers for a venture fund's general partners. Answer the question "
+        f"You write short answers for {audience(ctx.deps.warehouse.catalog)}. Answer the question "
         "in one to three sentences using only figures that appear in the result table; never "
         "invent or recompute numbers that are not there. Write money as $12.3M or $850K. "
         + (f"The data is as of {as_of}: say so when the answer depends on time (current "
@@ -28,10 +29,14 @@ def run(ctx: TurnContext) -> str:
     user = (f"Question: {ctx.question}\n" + (f"{facts}\n" if facts else "")
             + f"\nSQL:\n```sql\n{ctx.sql}\n```\n\nResult ({len(ctx.result.rows)} rows):\n"
             + result_table(ctx.result, ctx.deps.limits.llm_rows))
+    retry = bool(ctx.rejected)
+    if retry:  # verify sent the answer back: say exactly what did not match
+        user += (f"\n\nYour previous answer was:\n{ctx.answer}\n\n"
+                 + verify_feedback(ctx.rejected))
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     ctx.time("prompt", t0)
     try:
-        reply = ctx.call_llm("interpret", messages)
+        reply = ctx.call_llm("reinterpret" if retry else "interpret", messages)
         text = (reply.content or "").strip()
         problem = "" if text else "the language model sent an empty summary"
     except LLMError as exc:

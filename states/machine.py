@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from datetime import UTC, date, datetime
 
 from transitions import Machine, MachineError
 
-from states import clarify, debug, execute, interpret, understand
+from states import clarify, debug, execute, interpret, replace, understand, verify
 from states.context import TurnContext
 from states.ports import (
     LLM,
@@ -30,6 +31,10 @@ from states.ports import (
     Warehouse,
 )
 
+log = logging.getLogger("fundbot.turn")  # one INFO line per turn; its steps at DEBUG
+# transitions logs each state's callbacks at INFO, several lines a turn; our turn line says it
+logging.getLogger("transitions.core").setLevel(logging.WARNING)
+
 
 class S(enum.StrEnum):
     UNDERSTAND = "understand"
@@ -37,6 +42,8 @@ class S(enum.StrEnum):
     EXECUTE = "execute"
     DEBUG = "debug"
     INTERPRET = "interpret"
+    VERIFY = "verify"
+    REPLACE = "replace"
     ANSWERED = "answered"
     FAILED = "failed"
 
@@ -58,7 +65,11 @@ TRANSITIONS: list[tuple[str, S, S, str | None]] = [
     ("sql", S.DEBUG, S.EXECUTE, None),
     ("keep", S.DEBUG, S.INTERPRET, None),  # the model says the empty result is right
     ("fail", S.DEBUG, S.FAILED, None),
-    ("done", S.INTERPRET, S.ANSWERED, None),
+    ("done", S.INTERPRET, S.VERIFY, None),
+    ("ok", S.VERIFY, S.ANSWERED, None),
+    ("reject", S.VERIFY, S.INTERPRET, "can_reinterpret"),  # once, told what failed
+    ("reject", S.VERIFY, S.REPLACE, None),  # the rows themselves, summary withheld
+    ("done", S.REPLACE, S.ANSWERED, None),
 ]
 
 TERMINAL = {S.ANSWERED, S.FAILED}
@@ -69,6 +80,8 @@ HANDLERS = {
     S.EXECUTE: execute.run,
     S.DEBUG: debug.run,
     S.INTERPRET: interpret.run,
+    S.VERIFY: verify.run,
+    S.REPLACE: replace.run,
 }
 
 
@@ -89,6 +102,9 @@ class Flow:
 
     def can_debug_empty(self) -> bool:
         return not self.ctx.empty_debugged and self.can_debug()
+
+    def can_reinterpret(self) -> bool:
+        return self.ctx.verify_rounds <= verify.REINTERPRET_ROUNDS
 
     def can_clarify(self) -> bool:
         pending = self.ctx.conv.pending
@@ -171,7 +187,11 @@ def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None,
                  "Please ask again; if it keeps happening, tell the fundbot maintainers "
                  f"(trace {trace.trace_id}).", detail=f"{type(exc).__name__}: {exc}")
         flow.state = S.FAILED.value
-    return _finish(ctx, S(flow.state), t_start, waiting)
+    result = _finish(ctx, S(flow.state), t_start, waiting)
+    log.info("turn thread=%s state=%s ms=%.0f calls=%d trace=%s%s", thread_id, result.state,
+             result.timings_ms.get("total", 0), result.llm_calls, result.trace_id,
+             f" error={result.error_kind}" if result.error_kind else "")
+    return result
 
 
 def _drive(flow: Flow, progress: Callable[[str], None] | None = None) -> None:
@@ -184,6 +204,8 @@ def _drive(flow: Flow, progress: Callable[[str], None] | None = None) -> None:
         event = HANDLERS[state](ctx)
         ms = (time.perf_counter() - t0) * 1000
         ctx.add_step(state.value, ms, event or "wait")
+        log.debug("thread=%s step=%s event=%s ms=%.1f", ctx.conv.thread_id, state.value,
+                  event or "wait", ms)
         if event is None:  # clarify: the thread waits for the user
             return
         try:
@@ -241,5 +263,6 @@ def _finish(ctx: TurnContext, state: S, t_start: float, waiting: Pending | None)
         prompt_tokens=sum(c.prompt_tokens for c in ctx.trace.llm_calls),
         completion_tokens=sum(c.completion_tokens for c in ctx.trace.llm_calls),
         timings_ms=timings, error_kind=ctx.error_kind, refused=ctx.refused,
-        as_of=ctx.deps.warehouse.catalog.as_of,
+        as_of=ctx.deps.warehouse.catalog.as_of, verification=ctx.verification,
+        question=ctx.question, chart_hint=ctx.chart_hint,
     )

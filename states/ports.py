@@ -96,6 +96,7 @@ class Catalog:
     tables: dict[str, TableDoc]  # keyed by lower-case table name
     rules: list[str] = field(default_factory=list)  # analyst rules, plain sentences
     as_of: str = ""  # ISO date the data is current to ("data as of")
+    audience: str = ""  # who asks ("a venture fund's general partners"); "" = anyone
 
     def columns_by_table(self) -> dict[str, set[str]]:
         return {t: set(doc.columns) for t, doc in self.tables.items()}
@@ -111,6 +112,7 @@ class Entity:
     table: str = ""
     column: str = ""
     key: Any = None  # primary key value, when known
+    key_column: str = ""  # the column `key` is a value of (companies.company_id)
 
 
 @dataclass
@@ -228,6 +230,9 @@ class Trace:
     final_state: str = ""
     answer: str = ""
     error: str = ""
+    # verify: per answer checked, {"round", "answer", "checks": [{figure, kind, verdict,
+    # support}], "verdict"}
+    verify: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -270,6 +275,9 @@ class Limits:
     debug_attempts: int = 3
     clarify_rounds: int = 2
     history_turns: int = 4  # previous turns of the thread sent as context
+    max_result_bytes: int = 10_000_000  # bytes of rows a query may return (rows are cut there)
+    sql_workers: int = 2  # warm SQL worker processes (bot/sqlpool.py)
+    max_completion_tokens: int = 2000  # sent with every chat completion request
 
 
 # ------------------------------------------------------------------ turn result
@@ -294,5 +302,12 @@ class TurnResult:
     completion_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     error_kind: str | None = None  # failed turns: empty, too_long, llm, sql, clarify, internal
-    refused: bool = False  # answered without SQL: the question is outside the data
+    # declined as asked: a question outside the data (state answered, no SQL), or a request
+    # that is not acceptable (pasted SQL that is not one read-only query, empty, too long)
+    refused: bool = False
     as_of: str = ""
+    # verified: every figure checked against the data; revised: so, on the second try;
+    # replaced: the summary was withheld and the result's values posted; "": not checked
+    verification: str = ""
+    question: str = ""  # the question answered (the original one when a reply resolved it)
+    chart_hint: str | None = None  # the model's chart suggestion; bot/chart.py's rules decide

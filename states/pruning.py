@@ -9,9 +9,12 @@ because a question rarely names the fact table that links what it does name.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+import threading
 
+from states.cache import per_catalog
 from states.ports import Catalog, Entity
 
 MAX_TABLES = 8  # above this many tables, only the most relevant are sent
@@ -23,7 +26,6 @@ _SUFFIXES = ("ments", "ment", "ings", "ing", "ions", "ion", "ed", "es", "s")
 _STOP = frozenset("""a an and are as at be by did do does for from has have how in is it its
 many much of on or our the their this to was we were what when which who with""".split())
 
-_index_cache: dict[int, tuple[Catalog, dict[str, dict[str, set[str]]], dict[str, set[str]]]] = {}
 
 
 def stem(word: str) -> str:
@@ -47,11 +49,9 @@ def _meets(a: str, b: str) -> bool:
     return len(short) >= 4 and long.startswith(short.rstrip("e"))
 
 
-def _index(catalog: Catalog):
-    """Stems of each table's parts and the join graph, computed once per catalogue."""
-    cached = _index_cache.get(id(catalog))
-    if cached and cached[0] is catalog:
-        return cached[1], cached[2]
+@per_catalog
+def _index(catalog: Catalog) -> Index:
+    """Stems of each table's parts, where each stem occurs, and the join graph."""
     parts = {
         name: {
             "name": stems(name),
@@ -72,8 +72,59 @@ def _index(catalog: Catalog):
                     links[name].add(other)
                     links[other].add(name)
                     parents[name].add(other)
-    _index_cache[id(catalog)] = (catalog, parts, (links, parents))
-    return parts, (links, parents)
+    return Index(parts, links, parents)
+
+
+class Index:
+    """A catalogue's words for pruning: which (table, part) each stem occurs in, the stems
+    sorted (for prefix look-ups) and by their form without a final 'e' (for the other way),
+    and each question word's matches once worked out."""
+
+    def __init__(self, parts: dict[str, dict[str, set[str]]], links: dict[str, set[str]],
+                 parents: dict[str, set[str]]):
+        self.parts, self.links, self.parents = parts, links, parents
+        self.where: dict[str, list[tuple[str, str]]] = {}
+        for table, p in parts.items():
+            for part, words in p.items():
+                for w in words:
+                    self.where.setdefault(w, []).append((table, part))
+        self.sorted = sorted(self.where)
+        self.by_stripped: dict[str, list[str]] = {}
+        for w in self.sorted:
+            if len(w) >= 4:
+                self.by_stripped.setdefault(w.rstrip("e"), []).append(w)
+        self._hits: dict[str, dict[str, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    def hits(self, q: str) -> dict[str, list[str]]:
+        """{table: [parts]} whose words meet `q` (see _meets), parts in PART_WEIGHTS order."""
+        found = self._hits.get(q)
+        if found is None:
+            found = {}
+            for w in self._meeting(q):
+                for table, part in self.where[w]:
+                    found.setdefault(table, set()).add(part)
+            found = {t: [p for p in PART_WEIGHTS if p in ps] for t, ps in found.items()}
+            with self._lock:
+                if len(self._hits) > 50_000:  # a bound, not a policy: a process sees few words
+                    self._hits.clear()
+                self._hits[q] = found
+        return found
+
+    def _meeting(self, q: str) -> set[str]:
+        out = {q} if q in self.where else set()
+        if len(q) >= 4:  # longer (or as long) words that start with q (less a final 'e')
+            head = q.rstrip("e")
+            i = bisect.bisect_left(self.sorted, head)
+            while i < len(self.sorted) and self.sorted[i].startswith(head):
+                if len(self.sorted[i]) >= len(q):
+                    out.add(self.sorted[i])
+                i += 1
+        for k in range(len(q) + 1):  # shorter words of 4+ letters that q starts with
+            for w in self.by_stripped.get(q[:k], ()):
+                if len(w) < len(q):
+                    out.add(w)
+        return out
 
 
 PART_WEIGHTS = {"name": 3.0, "keywords": 3.0, "columns": 1.0, "description": 0.3}
@@ -114,18 +165,14 @@ def relevant_tables(catalog: Catalog, question: str, entities: list[Entity],
     names = list(catalog.tables)
     if len(names) <= max_tables:
         return names
-    parts, (links, parents) = _index(catalog)
+    index = _index(catalog)
+    parts, links, parents = index.parts, index.links, index.parents
     must = [t for t in dict.fromkeys([*(e.table.lower() for e in entities if e.table),
                                       *(k.lower() for k in keep or [])]) if t in parts]
     order = {n: i for i, n in enumerate(names)}
     scores = dict.fromkeys(names, 0.0)
     for q in stems(question):
-        hits = {}
-        for name, p in parts.items():
-            matched = [part for part in PART_WEIGHTS
-                       if q in p[part] or any(_meets(q, x) for x in p[part])]
-            if matched:
-                hits[name] = matched
+        hits = index.hits(q)
         # a word most tables' columns share ("year", "company_id") tells little: weigh
         # column and description matches by rarity; a table's name or keyword always counts
         rarity = math.log((len(names) + 1) / max(1, len(hits))) / math.log(len(names) + 1)

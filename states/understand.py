@@ -15,6 +15,7 @@ import sqlglot
 from sqlglot import exp
 
 from states.context import TurnContext
+from states.guard import MAX_SQL_CHARS
 from states.ports import Entity, LLMError, LLMReply
 from states.prompts import (
     OUT_OF_SCOPE,
@@ -24,6 +25,10 @@ from states.prompts import (
     system_prompt,
 )
 from states.pruning import relevant_tables, tables_named
+
+# The model is untrusted input: its tool calls are bounded before they are parsed.
+MAX_ARGUMENT_CHARS = MAX_SQL_CHARS * 2 + 1000  # JSON escaping can double the SQL's length
+MAX_TOOL_CALLS = 4  # tool calls of one reply looked at
 
 _SQL_START = re.compile(
     r"^\s*(select|with|from|insert|update|delete|merge|drop|create|alter|truncate|attach|detach|"
@@ -38,8 +43,8 @@ def run(ctx: TurnContext) -> str:
     text = ctx.text.strip()
     limits = ctx.deps.limits
     if not text:
-        return ctx.fail("empty", "Ask me a question about the fund's data, for example "
-                        "\"How much did we invest in Databricks and what is it worth now?\"")
+        return ctx.fail("empty", "Ask me a question about the data, for example which tables "
+                        "there are or a total for last year.")
     if len(ctx.text) > limits.max_question_chars:
         return ctx.fail("too_long", f"That message is {len(ctx.text):,} characters long; I take "
                         f"questions of up to {limits.max_question_chars:,}. Please ask it "
@@ -88,12 +93,12 @@ def run(ctx: TurnContext) -> str:
     except LLMError as exc:
         return ctx.fail("llm", llm_trouble(exc), detail=f"{exc.kind}: {exc.message}")
     if sql:
-        ctx.sql = sql
+        ctx.sql, ctx.chart_hint = sql, chart_hint(reply)
         return "sql"
     content = (reply.content or "").strip()
     if content.upper().startswith(OUT_OF_SCOPE):
         ctx.answer = content[len(OUT_OF_SCOPE):].strip() or "I can only answer questions about " \
-            "the fund's data."
+            "the data."
         ctx.refused = True
         return "refuse"
     if content and not problem:
@@ -123,20 +128,40 @@ def sql_from_reply(reply: LLMReply) -> tuple[str | None, str | None]:
     if not reply.tool_calls:
         return None, None if reply.content else "no tool call and no text"
     problems = []
-    for call in reply.tool_calls:
+    for call in reply.tool_calls[:MAX_TOOL_CALLS]:
         if call.name != "sql_query":
             problems.append(f"unknown tool {call.name[:60]!r}")
             continue
+        if len(call.arguments or "") > MAX_ARGUMENT_CHARS:  # before parsing: never load it
+            problems.append(f"sql_query arguments were {len(call.arguments):,} characters; "
+                            f"the SQL limit is {MAX_SQL_CHARS:,}: write a shorter query")
+            continue
         try:
             args = json.loads(call.arguments or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             problems.append("sql_query arguments were not valid JSON")
             continue
         sql = args.get("sql") if isinstance(args, dict) else None
+        if isinstance(sql, str) and len(sql) > MAX_SQL_CHARS:
+            problems.append(f"the SQL was {len(sql):,} characters; the limit is "
+                            f"{MAX_SQL_CHARS:,}: write a shorter query")
+            continue
         if isinstance(sql, str) and sql.strip():
             return sql.strip(), None
         problems.append("sql_query was called without a 'sql' string")
     return None, "; ".join(problems)
+
+
+def chart_hint(reply: LLMReply) -> str | None:
+    """The model's suggestion of a chart (sql_query's optional `chart`); the rules decide."""
+    for call in reply.tool_calls:
+        if call.name == "sql_query":
+            try:
+                hint = json.loads(call.arguments or "{}").get("chart")
+            except (ValueError, AttributeError):
+                return None
+            return hint if hint in ("line", "bar", "none") else None
+    return None
 
 
 def llm_trouble(exc: LLMError) -> str:

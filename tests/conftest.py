@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fakes.fake_openai import FakeOpenAI
+
 
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory) -> str:
@@ -13,3 +15,37 @@ def sample_db(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("warehouse") / "fund.duckdb"
     build(str(path), scale=1.0)
     return str(path)
+
+
+# The `fundbot` command with the real openai client against a fake endpoint on 127.0.0.1.
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, sample_db, fake):
+    values = {
+        "FUNDBOT_ENV_FILE": str(tmp_path / "no.env"),
+        "FUNDBOT_DB": sample_db,
+        "FUNDBOT_STATE": str(tmp_path / "state.sqlite3"),
+        "FUNDBOT_TODAY": "2026-10-15",
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": "sk-test-cli-SECRET",
+        "FUNDBOT_MODEL": "fake-model",
+        "FUNDBOT_LLM_RETRIES": "1",
+    }
+    for k in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    return values
+@pytest.fixture
+def clean_llm_env(monkeypatch, tmp_path):
+    """No .env, pinned dates or endpoints from the developer's shell leak into a run."""
+    monkeypatch.setenv("FUNDBOT_ENV_FILE", str(tmp_path / "absent.env"))
+    for name in ("FUNDBOT_TODAY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FUNDBOT_MODEL"):
+        monkeypatch.delenv(name, raising=False)

@@ -3,6 +3,7 @@ server on 127.0.0.1, the real DuckDB warehouse, the real SQLite store."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -11,37 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from tests.fakes.fake_openai import FakeOpenAI
+from bot.cli import main, print_result
+from states.ports import TurnResult
 
 SQL_DB = ("SELECT sum(i.amount_usd) AS invested FROM investments i "
           "JOIN companies c ON c.company_id = i.company_id "
           "WHERE c.company_name = 'Databricks, Inc.'")
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def env(monkeypatch, tmp_path, sample_db, fake):
-    values = {
-        "FUNDBOT_ENV_FILE": str(tmp_path / "no.env"),
-        "FUNDBOT_DB": sample_db,
-        "FUNDBOT_STATE": str(tmp_path / "state.sqlite3"),
-        "FUNDBOT_TODAY": "2026-10-15",
-        "OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "sk-test-cli-SECRET",
-        "FUNDBOT_MODEL": "fake-model",
-        "FUNDBOT_LLM_RETRIES": "1",
-    }
-    for k in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
-        monkeypatch.delenv(k, raising=False)
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    return values
 
 
 def run_json(capsys, *argv):
@@ -117,6 +93,20 @@ def test_sql_json_failure_exit_1(env, capsys):
     assert code in (1, 2) and obj["error"]["kind"] in {"parse", "refused"}
 
 
+@pytest.mark.parametrize("sql", [
+    "SELECT " + "(" * 500 + "1" + ")" * 500 + " FROM funds",
+    "SELECT 1 FROM funds WHERE " + "NOT " * 500 + "true",
+    "SELECT " + "CASE WHEN true THEN " * 300 + "1" + " END" * 300 + " FROM funds",
+])
+def test_sql_nested_500_deep_is_one_line_not_a_traceback(env, capsys, sql):
+    """Issue 10: `fundbot sql` printed a 1,000-frame RecursionError traceback."""
+    code = main(["sql", sql])
+    out = capsys.readouterr()
+    assert code == 2 and "Traceback" not in out.err + out.out
+    assert "nested too deeply" in out.err + out.out
+    assert len((out.err + out.out).strip().splitlines()) <= 2
+
+
 def test_missing_warehouse_names_db_init(monkeypatch, env, tmp_path, capsys):
     monkeypatch.setenv("FUNDBOT_DB", str(tmp_path / "missing.duckdb"))
     code = main(["sql", "SELECT 1"])
@@ -139,3 +129,20 @@ def test_console_script_as_a_user_runs_it(env, fake, tmp_path):
     obj = json.loads(proc.stdout)
     assert obj["state"] == "answered" and obj["rows"][0][0] >= 8
     assert "SECRET" not in proc.stdout + proc.stderr
+
+
+def test_ask_marks_a_verified_answer_and_says_when_it_was_replaced(env, fake, capsys):
+    fake.enqueue_tool_call("SELECT count(*) AS n FROM funds").enqueue_text("We have 8 funds.")
+    code, obj = run_json(capsys, "ask", "--json", "How many funds do we have?")
+    assert obj["verification"] == "verified" and obj["answer"] == "We have 8 funds."
+    shown = io.StringIO()
+    print_result(TurnResult(thread_id="t", state="answered", answer=obj["answer"],
+                            sql=obj["sql"], columns=obj["columns"], rows=[(8,)],
+                            verification=obj["verification"]), out=shown)
+    assert "; ✓ figures checked against the data; " in shown.getvalue()
+    fake.enqueue_tool_call("SELECT count(*) AS n FROM funds")
+    fake.enqueue_text("We have 9 funds.").enqueue_text("We have 9 funds, really.")
+    code, obj = run_json(capsys, "ask", "--json", "How many funds do we have?")
+    assert code == 0 and obj["verification"] == "replaced" and obj["llm_calls"] == 3
+    assert "withheld the written summary" in obj["answer"] and "n: 8" in obj["answer"]
+    assert "9" not in obj["answer"]

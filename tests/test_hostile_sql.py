@@ -69,8 +69,9 @@ def eval_reference_sql() -> list[tuple[str, str]]:
             continue
         case = json.loads(line)
         for i, turn in enumerate(case.get("turns") or [case]):
-            if turn.get("sql"):
-                out.append((f"{case.get('id', n)}#{i}", turn["sql"]))
+            sqls = turn.get("sql") or []  # one query or a list of acceptable ones
+            for sql in [sqls] if isinstance(sqls, str) else sqls:
+                out.append((f"{case.get('id', n)}#{i}", sql))
     return out
 
 
@@ -316,3 +317,20 @@ def test_every_eval_reference_sql_passes_the_guard(legit: Copy):
         except QueryError as exc:
             refused.append(f"{case_id}: {exc.kind}: {exc.message}")
     assert not refused, "reference SQL refused or failing:\n" + "\n".join(refused)
+
+
+def test_the_memory_cap_stops_what_the_time_limit_would_not(sample_db, tmp_path):
+    """The memory cap on its own: with a time limit far away, only memory can stop this. (In
+    the corpus the same statements may meet either bound first; the promise there is only
+    that they are stopped, clearly.)"""
+    roomy = Copy(sample_db, tmp_path, Limits(query_timeout_s=600, memory_limit="64MB",
+                                             max_rows=10))
+    try:
+        for case in ("memory-01", "memory-02"):
+            sql = next(c["sql"] for c in HOSTILE if c["id"] == case)
+            out, _ = run_alone(roomy.wh.execute, sql)
+            assert is_memory_stop(out), out
+            assert "64MB memory limit" in out.message
+        roomy.assert_untouched()
+    finally:
+        roomy.wh.close()

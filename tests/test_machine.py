@@ -9,8 +9,12 @@ from states.machine import TERMINAL, TRANSITIONS, S, build_machine, mermaid
 
 
 class Model:
-    def __init__(self, debug_ok=True, empty_ok=True, clarify_ok=True):
+    def __init__(self, debug_ok=True, empty_ok=True, clarify_ok=True, reinterpret_ok=True):
         self.debug_ok, self.empty_ok, self.clarify_ok = debug_ok, empty_ok, clarify_ok
+        self.reinterpret_ok = reinterpret_ok
+
+    def can_reinterpret(self):
+        return self.reinterpret_ok
 
     def can_debug(self):
         return self.debug_ok
@@ -30,11 +34,18 @@ def walk(model, start, *events):
 
 
 def test_happy_path():
-    assert walk(Model(), S.UNDERSTAND, "sql", "rows", "done") == "answered"
+    assert walk(Model(), S.UNDERSTAND, "sql", "rows", "done", "ok") == "answered"
+
+
+def test_unverified_answer_goes_back_once_then_is_replaced():
+    assert walk(Model(), S.UNDERSTAND, "sql", "rows", "done", "reject") == "interpret"
+    assert walk(Model(), S.INTERPRET, "done", "reject", "done", "ok") == "answered"
+    assert walk(Model(reinterpret_ok=False), S.VERIFY, "reject") == "replace"
+    assert walk(Model(reinterpret_ok=False), S.VERIFY, "reject", "done") == "answered"
 
 
 def test_debug_then_success():
-    assert walk(Model(), S.UNDERSTAND, "sql", "error", "sql", "rows", "done") == "answered"
+    assert walk(Model(), S.UNDERSTAND, "sql", "error", "sql", "rows", "done", "ok") == "answered"
 
 
 def test_error_without_attempts_left_fails():
@@ -52,7 +63,7 @@ def test_clarify_guard():
 
 
 def test_resume_from_clarify():
-    assert walk(Model(), S.CLARIFY, "reply", "sql", "rows", "done") == "answered"
+    assert walk(Model(), S.CLARIFY, "reply", "sql", "rows", "done", "ok") == "answered"
 
 
 @pytest.mark.parametrize("start,event", [
@@ -61,6 +72,8 @@ def test_resume_from_clarify():
     (S.EXECUTE, "ask"),  # execute cannot ask the user
     (S.CLARIFY, "sql"),  # a clarification resumes at understand, not execute
     (S.INTERPRET, "error"),
+    (S.INTERPRET, "ok"),  # an answer is posted only after verify
+    (S.VERIFY, "sql"),
     (S.ANSWERED, "sql"),  # terminal
     (S.FAILED, "reply"),
 ])

@@ -192,7 +192,9 @@ def test_mention_gets_a_threaded_answer(bot: Bot):
     assert answer["blocks"][0]["text"] == "We have 120 portfolio companies."
     context = answer["blocks"][1]["elements"][0]["text"]
     as_of = bot.deps.warehouse.catalog.as_of
-    assert as_of and context.startswith(f"Data as of {as_of} · 1 row · ")
+    # verify checked the figure against the data: the context line says so
+    assert as_of and context.startswith(
+        f"Data as of {as_of} · ✓ figures checked against the data · 1 row · ")
     assert context.endswith(" s")
     assert SQL_COUNT in answer["blocks"][2]["text"]["text"]
     table = answer["attachments"][0]["blocks"][0]
@@ -207,7 +209,7 @@ def test_mention_gets_a_threaded_answer(bot: Bot):
     (start,) = bot.slack.calls_to("chat.startStream")
     assert start.args["recipient_user_id"] == ALICE and start.args["thread_ts"] == event["ts"]
     assert [t for t, status in answer["task_log"] if status == "in_progress"] == [
-        "understand", "execute", "interpret"]
+        "understand", "execute", "interpret", "verify"]
     assert all(t["status"] == "complete" for t in answer["tasks"].values())
     assert bot.slack.calls_to("auth.test")  # the app learned who it is at start
 
@@ -240,7 +242,7 @@ def test_large_result_is_attached_as_csv_in_the_thread(bot: Bot):
 
 
 def test_clarification_answered_by_a_plain_reply(bot: Bot):
-    bot.script.add("adam", SQL_ADAM, "Adam Levin led $12.5M of investments.")
+    bot.script.add("adam", SQL_ADAM, "Adam Levin led $883.5M of investments.")
     event, _ = bot.mention("how much did Adam invest?")
     root = event["ts"]
     question = bot.wait_answers(CHANNEL, root)[0]
@@ -254,14 +256,14 @@ def test_clarification_answered_by_a_plain_reply(bot: Bot):
     reply = bot.sender.message(CHANNEL, ALICE, "Adam Levin", thread_ts=root)
     assert bot.sender.post(reply).status == 200
     answers = bot.wait_answers(CHANNEL, root, n=2)
-    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $12.5M of investments."
+    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $883.5M of investments."
     assert SQL_ADAM in answers[1]["blocks"][2]["text"]["text"]
     understand = bot.llm.requests[0].messages[-1]["content"]
     assert "how much did Adam invest?" in understand and "Adam Levin" in understand
 
 
 def test_clarification_answered_by_a_button(bot: Bot):
-    bot.script.add("adam", SQL_ADAM, "Adam Levin led $12.5M of investments.")
+    bot.script.add("adam", SQL_ADAM, "Adam Levin led $883.5M of investments.")
     event, _ = bot.mention("how much did Adam invest?")
     root = event["ts"]
     question = bot.wait_answers(CHANNEL, root)[0]
@@ -271,7 +273,7 @@ def test_clarification_answered_by_a_button(bot: Bot):
     delivery = bot.sender.click(user=BOB, channel=CHANNEL, message=question, action=levin)
     assert delivery.status == 200
     answers = bot.wait_answers(CHANNEL, root, n=2)
-    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $12.5M of investments."
+    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $883.5M of investments."
     # The clarification now shows the choice instead of the buttons.
     chosen = bot.slack.thread(CHANNEL, root)[0]
     assert "actions" not in _block_types(chosen)
@@ -465,7 +467,7 @@ def test_different_threads_run_in_parallel(bot: Bot):
 
 def test_restart_while_clarification_pending_still_resolves(make_bot):
     first = make_bot()
-    first.script.add("adam", SQL_ADAM, "Adam Levin led $12.5M of investments.")
+    first.script.add("adam", SQL_ADAM, "Adam Levin led $883.5M of investments.")
     event, _ = first.mention("how much did Adam invest?")
     root = event["ts"]
     first.wait_answers(CHANNEL, root)
@@ -475,7 +477,7 @@ def test_restart_while_clarification_pending_still_resolves(make_bot):
     reply = second.sender.message(CHANNEL, ALICE, "the second one", thread_ts=root)
     assert second.sender.post(reply).status == 200
     answers = second.wait_answers(CHANNEL, root, n=2)
-    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $12.5M of investments."
+    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $883.5M of investments."
     assert "Adam Levin" in second.llm.requests[0].messages[-1]["content"]
 
 

@@ -196,3 +196,14 @@ def test_blocks_validate_with_slack_sdk_models():
         parsed = Block.parse(block)
         assert parsed is not None, block
         parsed.validate_json()  # raises on a block Slack would reject for its shape
+
+
+@pytest.mark.parametrize(("verification", "mark"), [
+    ("verified", " · ✓ figures checked against the data · "),
+    ("revised", " · ✓ figures checked against the data (second draft) · "),
+    ("replaced", " · summary withheld: its figures did not match the data · "),
+    ("", "Data as of 2024-12-31 · 1 row"),
+])
+def test_context_marks_a_verified_answer_and_a_replaced_one(verification, mark):
+    msg = render.result_message(_result(verification=verification), seconds=1.0)
+    assert mark in msg["blocks"][1]["elements"][0]["text"]

@@ -151,7 +151,7 @@ def test_hostile_text_never_becomes_a_live_mention_or_link(make_bot):
 
 
 def test_our_own_mentions_stay_live_and_a_clicked_option_is_escaped(bot: Bot):
-    bot.script.add("adam", SQL_ADAM, "Adam Levin led $12.5M of investments.")
+    bot.script.add("adam", SQL_ADAM, "Adam Levin led $883.5M of investments.")
     event, _ = bot.mention("how much did Adam invest?")
     question = _done(bot, event["ts"])[0]
     levin = question["blocks"][1]["elements"][1]
@@ -221,7 +221,7 @@ def test_other_apps_are_ignored_unless_allow_listed(make_bot):
 
 
 def test_a_pending_clarification_hears_only_the_asker(bot: Bot):
-    bot.script.add("adam", SQL_ADAM, "Adam Levin led $12.5M of investments.")
+    bot.script.add("adam", SQL_ADAM, "Adam Levin led $883.5M of investments.")
     event, _ = bot.mention("how much did Adam invest?")
     root = event["ts"]
     _done(bot, root)
@@ -241,7 +241,7 @@ def test_a_pending_clarification_hears_only_the_asker(bot: Bot):
     mine = bot.sender.message(CHANNEL, ALICE, "Adam Levin", thread_ts=root)
     assert bot.sender.post(mine).status == 200
     answers = _done(bot, root, n=2)
-    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $12.5M of investments."
+    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $883.5M of investments."
     resumed = bot.script.seen[-2][1]  # the understand call that followed Alice's reply
     assert "Adam Levin" in resumed and "Adam Brooks" not in resumed
 
@@ -330,7 +330,7 @@ def test_long_values_are_capped_in_table_cells(bot: Bot):
 
 def test_other_users_mentions_become_their_names_and_links_their_labels(bot: Bot):
     bot.slack.add_user("U0ADAM001", "adam", "Adam Levin")
-    bot.script.add("invest in", SQL_ADAM, "Adam Levin led $12.5M of investments.")
+    bot.script.add("invest in", SQL_ADAM, "Adam Levin led $883.5M of investments.")
     bot.script.add("deck", SQL_COUNT, "We have 120 portfolio companies.")
     event, _ = bot.mention("what did <@U0ADAM001> invest in")
     _done(bot, event["ts"])

@@ -47,7 +47,8 @@ def test_the_answer_streams_with_the_machines_steps(bot: Bot):
     assert answer["task_log"] == [
         ("understand", "in_progress"), ("understand", "complete"),
         ("execute", "in_progress"), ("execute", "complete"),
-        ("interpret", "in_progress"), ("interpret", "complete")]
+        ("interpret", "in_progress"), ("interpret", "complete"),
+        ("verify", "in_progress"), ("verify", "complete")]
     # The text streamed; the stop brought the context, the SQL and the feedback buttons, and
     # the table followed on the same message.
     (stop,) = bot.slack.calls_to("chat.stopStream")
@@ -58,7 +59,7 @@ def test_the_answer_streams_with_the_machines_steps(bot: Bot):
 
 
 def test_a_clarification_streams_too_and_its_buttons_work(bot: Bot):
-    bot.script.add("adam", SQL_ADAM, "Adam Levin led $12.5M of investments.")
+    bot.script.add("adam", SQL_ADAM, "Adam Levin led $883.5M of investments.")
     event, _ = bot.mention("how much did Adam invest?")
     bot.wait_answers(CHANNEL, event["ts"])
     bot.settle()
@@ -70,9 +71,9 @@ def test_a_clarification_streams_too_and_its_buttons_work(bot: Bot):
     assert bot.sender.click(user=ALICE, channel=CHANNEL, message=question,
                             action=levin).status == 200
     answers = bot.wait_answers(CHANNEL, event["ts"], n=2)
-    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $12.5M of investments."
+    assert answers[1]["blocks"][0]["text"] == "Adam Levin led $883.5M of investments."
     assert [t for t, s in answers[1]["task_log"] if s == "in_progress"] == [
-        "clarify", "understand", "execute", "interpret"]
+        "clarify", "understand", "execute", "interpret", "verify"]
 
 
 def test_a_failed_turn_marks_its_last_step_as_an_error(bot: Bot):

@@ -40,7 +40,7 @@ def test_happy_path_two_llm_calls_and_trace():
     interp = llm.history[1]["messages"][-1]["content"]
     assert SQL_DB in interp and "125,000,000" in interp and llm.history[1]["tools"] is None
     trace = store.traces[r.trace_id]
-    assert [s.state for s in trace.steps] == ["understand", "execute", "interpret"]
+    assert [s.state for s in trace.steps] == ["understand", "execute", "interpret", "verify"]
     assert trace.final_state == "answered" and trace.sql_attempts[0].ok
     assert [c.purpose for c in trace.llm_calls] == ["understand", "interpret"]
     assert trace.llm_calls[0].prompt_tokens == 100
@@ -83,7 +83,7 @@ def test_llm_clarifying_question_then_answer_attached():
     llm.text("Do you mean committed capital or invested capital?")
     r = run_turn(deps, "t4", "How big is fund II?")
     assert r.state == "clarify" and r.llm_calls == 1 and r.options == []
-    llm.sql("SELECT 2 FROM funds").text("Fund II committed $400M.")
+    llm.sql("SELECT 2 FROM funds").text("Fund II committed $2.")
     r2 = run_turn(deps, "t4", "committed capital")
     assert r2.state == "answered"
     prompt = llm.history[1]["messages"][-1]["content"]
@@ -113,7 +113,7 @@ def test_debug_repairs_failing_sql():
     assert bad in debug_prompt[-2]["content"] and "binder" in debug_prompt[-1]["content"]
     trace = store.traces[r.trace_id]
     assert [s.state for s in trace.steps] == ["understand", "execute", "debug", "execute",
-                                              "interpret"]
+                                              "interpret", "verify"]
     assert [a.ok for a in trace.sql_attempts] == [False, True]
 
 

@@ -1,24 +1,27 @@
-"""Builds the Bolt app and serves it over HTTP (`/slack/events`) or Socket Mode."""
+"""Builds the Bolt app and serves it over HTTP (`/slack/events`, uvicorn) or Socket Mode."""
 
 from __future__ import annotations
 
-import io
+import asyncio
 import json
 import logging
 import signal
+import socket
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import uvicorn
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bot.slack.access import Access
 from bot.slack.dedupe import Claims
@@ -29,10 +32,12 @@ from bot.slack.worker import Dispatcher, Quiet
 from states.machine import Deps
 
 log = logging.getLogger(__name__)
+# Bolt reads SLACK_BOT_TOKEN from the environment even when handed a client carrying that same
+# token, then warns "`token` will be unused" at every start: noise, so that one line is dropped.
+logging.getLogger("slack_bolt.App").addFilter(lambda r: "will be unused" not in r.getMessage())
 
 EVENTS_PATH = "/slack/events"
 DEFAULT_API_URL = "https://slack.com/api/"
-HTTP_THREADS = 32  # request threads; each only verifies, claims and queues, so few suffice
 
 
 def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
@@ -104,134 +109,228 @@ def _api_url(url: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- HTTP
+#
+# uvicorn (h11) serves a small ASGI app. Idle and slow clients cost a socket each, not a
+# thread: no request holds a thread while its bytes trickle in. A connection must send its
+# headers within HEADER_TIMEOUT_S and its body within BODY_TIMEOUT_S, bodies over MAX_BODY
+# are refused with 413 from the Content-Length alone, h11 caps a header block at 16 KB, and
+# MAX_CONNECTIONS bounds sockets (far above what idle clients need to stay harmless, since
+# they are dropped at the header time-out). The signature is checked on the raw bytes before
+# anything is parsed; a malformed request gets 400 or 401, never 500.
+
+MAX_BODY = 1_000_000  # bytes; Slack's payloads are a few KB
+HEADER_TIMEOUT_S = 10.0  # from accept to a complete header block
+BODY_TIMEOUT_S = 10.0  # from the headers to the last byte of the body
+MAX_CONNECTIONS = 2000  # open sockets at once; uvicorn answers 503 past it
+BOLT_THREADS = 8  # threads for requests Bolt answers itself (interactivity, url_verification)
 
 
-class _PooledWSGIServer(WSGIServer):
-    """Requests on a fixed set of threads: no thread per request, so per-thread resources
-    (the store's SQLite connections) stay bounded however many events arrive."""
+class _H11(H11Protocol):
+    """uvicorn's h11 protocol with a header read time-out: uvicorn times out idle keep-alive
+    connections, not one that never finishes a request's headers (slowloris), on a fresh
+    connection or after a first request (new bytes cancel its keep-alive timer)."""
 
-    request_queue_size = 256  # bursts of events arrive at once
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._pool = ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="fundbot-http")
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._header_timer.cancel()
+        self._arm_header_timer()  # the next request's headers are due in time too
 
-    quiet: Quiet | None = None  # told about every request, from accept to response
+    def _arm_header_timer(self) -> None:
+        waiting_after = self.cycle  # None on a fresh connection: no request yet
+        self._header_timer = self.loop.call_later(
+            HEADER_TIMEOUT_S, lambda: self._header_timeout(waiting_after))
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self._pool.submit(self._handle, request, client_address)
+    def _header_timeout(self, waiting_after: object) -> None:
+        if self.cycle is waiting_after and not self.transport.is_closing():
+            self.transport.close()  # no complete request headers in time
 
-    def _handle(self, request: Any, client_address: Any) -> None:
-        try:
-            if self.quiet is None:
-                self.finish_request(request, client_address)
-            else:
-                with self.quiet.busy():
-                    self.finish_request(request, client_address)
-        except Exception:  # one bad request must not take the server down
-            log.exception("HTTP request from %s failed", client_address[0])
-        finally:
-            self.shutdown_request(request)
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._header_timer.cancel()
+        super().connection_lost(exc)
 
 
 class HttpServer:
-    """Bolt behind a pooled stdlib WSGI server: POST /slack/events, GET /healthz.
+    """Bolt behind uvicorn: POST /slack/events, GET /healthz.
 
     With the signing secret, Events API deliveries are acknowledged as soon as their
     signature checks out, and Bolt handles them right after on one intake thread, in arrival
     order. Slack wants the 200 within 3 s; a burst should not queue each ack behind Bolt's
     middleware for all the others. Everything else (interactivity, url_verification) gets
-    Bolt's own response.
+    Bolt's own response, computed on a small thread pool.
     """
 
     def __init__(self, app: App, host: str = "0.0.0.0", port: int = 3000,
                  signing_secret: str | None = None, quiet: Quiet | None = None):
-        bolt = SlackRequestHandler(app, path=EVENTS_PATH)
-        verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self._app = app
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self._quiet = quiet
         self._intake = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fundbot-intake")
-
-        def wsgi(environ: dict, start_response: Any) -> Any:
-            path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
-            if path == "/healthz":
-                start_response("200 OK", [("Content-Type", "text/plain")])
-                return [b"ok"]
-            if verifier is None or method != "POST" or path != EVENTS_PATH:
-                return bolt(environ, start_response)
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            headers = _headers(environ)
-            if not verifier.is_valid(body, headers.get("x-slack-request-timestamp", ""),
-                                     headers.get("x-slack-signature", "")):
-                start_response("401 Unauthorized", [("Content-Type", "application/json")])
-                return [b'{"error": "invalid request"}']
-            if _is_event_callback(headers, body):
-                self._intake.submit(_dispatch, app, body, headers, quiet)
-                start_response("200 OK", [("Content-Type", "text/plain")])
-                return [b""]
-            environ["wsgi.input"] = io.BytesIO(body)  # read once above; Bolt reads it again
-            return bolt(environ, start_response)
-
-        self._server = make_server(host, port, wsgi, server_class=_PooledWSGIServer,
-                                   handler_class=_QuietHandler)
-        self._server.quiet = quiet
+        self._bolt = ThreadPoolExecutor(max_workers=BOLT_THREADS, thread_name_prefix="fundbot-bolt")
+        self._sock = socket.create_server((host, port), backlog=1024, reuse_port=False)
+        config = uvicorn.Config(self._asgi, interface="asgi3", http=_H11, loop="asyncio",
+                                lifespan="off", proxy_headers=False,
+                                log_config=None, access_log=False, server_header=False,
+                                date_header=False, limit_concurrency=MAX_CONNECTIONS,
+                                timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+                                backlog=1024)
+        self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
+        return self._sock.getsockname()[1]
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
+        host = self._sock.getsockname()[0]
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         return f"http://{host}:{self.port}{EVENTS_PATH}"
 
     def start(self) -> HttpServer:
-        """Serve on a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, name="fundbot-http",
+        """Serve on a background thread; returns once it accepts connections."""
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._sock]}, name="fundbot-http",
                                         daemon=True)
         self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"the HTTP server could not start on port {self.port}")
+            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
         """Stop accepting; events already acknowledged still reach Bolt."""
-        self._server.shutdown()
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         self._intake.shutdown(wait=True)
-        self._server.server_close()
+        self._bolt.shutdown(wait=True)
+        self._sock.close()
+
+    # ---------------------------------------------------------------- the ASGI app
+
+    async def _asgi(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/healthz":
+            return await _respond(send, 200, b"ok", "text/plain")
+        if path != EVENTS_PATH:
+            return await _respond(send, 404, b"not found", "text/plain")
+        if method != "POST":
+            return await _respond(send, 405, b"method not allowed", "text/plain")
+        headers = _asgi_headers(scope)
+        length = headers.get("content-length", "")
+        if length and (not length.isdigit() or int(length) > MAX_BODY):
+            return await _respond(send, 413, b'{"error": "body too large"}')
+        status, body = await _read_body(receive, MAX_BODY, BODY_TIMEOUT_S)
+        if status:
+            return await _respond(send, status, b'{"error": "body too large or too slow"}')
+        # Only now is there work for this process: background jobs wait for it (Quiet), not
+        # for clients that are still trickling bytes in.
+        if self._quiet is None:
+            return await self._answer(scope, headers, body, send)
+        with self._quiet.busy():
+            return await self._answer(scope, headers, body, send)
+
+    async def _answer(self, scope: dict, headers: dict[str, str], body: bytes,
+                      send: Any) -> None:
+        if self._verifier is not None and not _signed(self._verifier, body, headers):
+            return await _respond(send, 401, b'{"error": "invalid request"}')
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return await _respond(send, 400, b'{"error": "the body is not UTF-8"}')
+        payload = _payload(headers, text)
+        if payload is None:
+            return await _respond(send, 400, b'{"error": "malformed payload"}')
+        if self._verifier is not None and payload.get("type") == "event_callback":
+            self._intake.submit(_dispatch, self._app, text, headers, self._quiet)
+            return await _respond(send, 200, b"", "text/plain")
+        request = BoltRequest(body=text, query=scope.get("query_string", b"").decode("latin-1"),
+                              headers=headers)
+        loop = asyncio.get_running_loop()
+        try:
+            response = await loop.run_in_executor(self._bolt, self._app.dispatch, request)
+        except Exception:  # Bolt answers errors itself; this is a last resort
+            log.exception("Bolt failed on a request")
+            return await _respond(send, 400, b'{"error": "bad request"}')
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1"))
+                                for k, vs in response.headers.items() for v in vs]})
+        await send({"type": "http.response.body", "body": (response.body or "").encode()})
 
 
-def _headers(environ: dict) -> dict[str, str]:
-    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
-               if k.startswith("HTTP_")}
-    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        if environ.get(key):
-            headers[key.replace("_", "-").lower()] = environ[key]
-    return headers
+async def _read_body(receive: Any, limit: int, timeout_s: float) -> tuple[int, bytes]:
+    """(0, body), or (413, b"") past `limit` bytes, or (408, b"") past `timeout_s`."""
+    chunks: list[bytes] = []
+    size = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            message = await asyncio.wait_for(receive(), timeout=max(deadline - loop.time(), 0))
+        except TimeoutError:
+            return 408, b""
+        if message["type"] == "http.disconnect":
+            return 408, b""  # nobody is left to read the answer
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return 413, b""
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return 0, b"".join(chunks)
 
 
-def _is_event_callback(headers: dict[str, str], body: bytes) -> bool:
-    if "json" not in headers.get("content-type", ""):
-        return False  # interactivity payloads are form-encoded and want Bolt's answer
+def _signed(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -> bool:
+    timestamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not timestamp.isdigit() or len(timestamp) > 12 or not signature:
+        return False
     try:
-        return json.loads(body).get("type") == "event_callback"
-    except (ValueError, AttributeError):
+        return verifier.is_valid(body, timestamp, signature)
+    except (ValueError, TypeError, OverflowError):
         return False
 
 
-def _dispatch(app: App, body: bytes, headers: dict[str, str], quiet: Quiet | None) -> None:
+def _payload(headers: dict[str, str], text: str) -> dict | None:
+    """The request's JSON object (a JSON body, or a form's `payload`); {} for a form without
+    one; None when it is malformed."""
+    try:
+        if "json" in headers.get("content-type", ""):
+            value = json.loads(text)
+        else:
+            form = urllib.parse.parse_qs(text).get("payload")
+            value = json.loads(form[0]) if form else {}
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def _respond(send: Any, status: int, body: bytes,
+                   content_type: str = "application/json") -> None:
+    headers = [(b"content-type", content_type.encode()),
+               (b"content-length", str(len(body)).encode())]
+    if status >= 400:  # the rest of a refused request is not read: end the connection
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _asgi_headers(scope: dict) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _dispatch(app: App, body: str, headers: dict[str, str], quiet: Quiet | None) -> None:
     if quiet is not None:
         quiet.wait()
     try:
-        app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=headers))
+        app.dispatch(BoltRequest(body=body, headers=headers))
     except Exception:  # Bolt turns listener errors into responses; this is a last resort
         log.exception("Bolt failed on an acknowledged event")
 

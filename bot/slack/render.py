@@ -22,6 +22,7 @@ from typing import Any
 from bot.slack.safety import link, mention
 from states.ports import TurnResult
 from states.prompts import fmt_value
+from states.verify import MARKS
 
 TABLE_ROWS = 10  # rows shown inline; more go to a CSV file in the thread
 TABLE_COLUMNS = 20  # Slack's table block limit
@@ -121,6 +122,8 @@ def context_line(result: TurnResult, seconds: float | None) -> str:
     parts = []
     if result.as_of:
         parts.append(f"Data as of {result.as_of}")
+    if result.verification in MARKS:
+        parts.append(MARKS[result.verification])
     if result.sql:  # an answer without a query (out of scope) has no rows to count
         n = len(result.rows)
         rows = f"{n:,} row{'s' if n != 1 else ''}"

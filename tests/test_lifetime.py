@@ -1,0 +1,63 @@
+"""Who owns DuckDB objects: no thread keeps a cursor past its query, and every command
+closes the warehouse before it returns (a cursor destroyed at interpreter exit aborts the
+process with status 134). The 200-start loop is `python -m bench.run --only exits`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from bot.cli import main
+from bot.warehouse import DuckWarehouse
+from states.ports import Limits, QueryError
+
+QUERY = "SELECT count(*) FROM valuations"
+
+
+def _timers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "fundbot-query-timer"]
+
+
+@pytest.fixture
+def own_db(tmp_path, sample_db) -> str:
+    path = tmp_path / "fund.duckdb"
+    shutil.copyfile(sample_db, path)
+    return str(path)
+
+
+def test_no_query_timer_outlives_its_query(own_db):
+    with DuckWarehouse(own_db, Limits(), docs={}) as wh:
+        for _ in range(20):
+            assert wh.execute(QUERY).rows[0][0] > 0
+            assert _timers() == []  # the timer (and the cursor it could interrupt) is gone
+        with pytest.raises(QueryError):
+            wh.execute("SELECT nope FROM valuations")
+        assert _timers() == []
+
+
+def test_sql_command_closes_the_warehouse_before_returning(own_db, monkeypatch, capsys):
+    monkeypatch.setenv("FUNDBOT_DB", own_db)
+    monkeypatch.setenv("FUNDBOT_ENV_FILE", "/nonexistent.env")
+    assert main(["sql", "--json", QUERY]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0][0] > 0
+    assert _timers() == []
+    # a read-write connection in this process is refused while a read-only one is open
+    con = duckdb.connect(own_db)
+    con.close()
+
+
+def test_sql_command_exits_zero_as_a_process(own_db, tmp_path):
+    fundbot = Path(sys.executable).with_name("fundbot")
+    env = {"FUNDBOT_DB": own_db, "FUNDBOT_ENV_FILE": "/nonexistent.env", "PATH": "/usr/bin:/bin"}
+    for _ in range(3):
+        done = subprocess.run([str(fundbot), "sql", "--json", QUERY], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["rows"][0][0] > 0

@@ -1,0 +1,61 @@
+"""A reader that leaves early (`| head`) and a warehouse locked by a writer give one clear
+line and the right exit status, never a traceback; Slack's start-up too."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import EXIT_FAILED, EXIT_PIPE, main
+
+FUNDBOT = str(Path(sys.executable).with_name("fundbot"))
+BIG = "SELECT valuation_id, repeat('x', 900) AS pad FROM valuations"  # ~1 MB: > a pipe buffer
+
+
+@pytest.fixture
+def own_db(tmp_path, sample_db) -> str:
+    path = tmp_path / "fund.duckdb"
+    shutil.copyfile(sample_db, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_reader_that_leaves_early_is_no_error(own_db, tmp_path, json_flag):
+    env = {"FUNDBOT_DB": own_db, "FUNDBOT_ENV_FILE": "/nonexistent.env", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([FUNDBOT, "sql", *json_flag, BIG], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(100)  # like `head -c 100`: read a little, then go away
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == EXIT_PIPE
+    assert "Traceback" not in err and "BrokenPipe" not in err and err == "", err
+
+
+@pytest.fixture
+def locked(own_db):
+    """The file held open for writing by another process, as a loader would."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); sys.stdin.read()", own_db],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    yield own_db
+    holder.stdin.close()
+    holder.wait(timeout=30)
+
+
+def test_a_locked_warehouse_is_one_clear_line(locked, env, monkeypatch, capsys):
+    monkeypatch.setenv("FUNDBOT_DB", locked)
+    assert main(["sql", "SELECT 1"]) == EXIT_FAILED
+    assert main(["ask", "how many funds do we have?"]) == EXIT_FAILED
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-test")
+    assert main(["slack"]) == EXIT_FAILED
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3
+    assert all(line.startswith("fundbot: the warehouse ") and "is locked by another process"
+               in line for line in err), err

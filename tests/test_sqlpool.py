@@ -1,0 +1,93 @@
+"""The process wall itself: warm workers with OS limits, killed with their process group."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+from pathlib import Path
+
+import pytest
+
+from bot.sqlpool import _loads
+from bot.sqlworker import HEADROOM, memory_bytes
+from bot.warehouse import DuckWarehouse
+from states.ports import Limits, QueryError
+
+
+def _limit(pid: int, name: str) -> str:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith(name):
+            return line[len(name):].split()[0]
+    raise AssertionError(name)
+
+
+@pytest.fixture
+def wh(sample_db, tmp_path):
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    w = DuckWarehouse(str(path), Limits(memory_limit="200MB", query_timeout_s=3,
+                                        sql_workers=1))
+    yield w
+    w.close()
+
+
+def test_queries_run_in_a_worker_with_os_limits(wh):
+    assert wh.sandbox_execute("SELECT 1").rows == [(1,)]  # waits for the worker to be ready
+    (pid,) = wh.pool.pids()
+    assert pid != os.getpid() and os.getpgid(pid) == pid  # its own process group
+    address_space = int(_limit(pid, "Max address space"))
+    assert memory_bytes("200MB") + HEADROOM < address_space < 8 * 2**30
+    cpu = int(_limit(pid, "Max cpu time"))  # reset before every query
+    assert cpu < 3600
+    assert _limit(pid, "Max file size") == "0" and int(_limit(pid, "Max open files")) <= 64
+
+
+def test_sessions_do_not_leak_between_queries(wh):
+    wh.sandbox_execute("CREATE TEMP TABLE mine AS SELECT 42 AS x")
+    with pytest.raises(QueryError) as info:
+        wh.sandbox_execute("SELECT x FROM mine")
+    assert info.value.kind == "binder"
+
+
+def test_close_kills_the_workers(wh):
+    wh.execute("SELECT count(*) FROM funds")
+    pids = wh.pool.pids()
+    wh.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_worker_reply_cannot_name_code():
+    assert _loads(pickle.dumps(("ok", ["a"], [(1, "x")], False, 1.0)))[0] == "ok"
+    with pytest.raises(pickle.UnpicklingError):
+        _loads(pickle.dumps(("ok", os.system)))
+
+
+def test_a_worker_killed_from_outside_is_replaced_and_a_failed_start_is_one_line(wh):
+    wh.execute("SELECT count(*) FROM funds")
+    (pid,) = wh.pool.pids()
+    os.kill(pid, signal.SIGKILL)  # what the kernel's OOM killer would do
+    with pytest.raises(QueryError) as info:
+        wh.execute("SELECT count(*) FROM funds")
+    assert info.value.kind == "runtime" and "memory limit" in info.value.message
+    Path(wh.path).rename(wh.path + ".gone")  # the replacement cannot open the file
+    with pytest.raises(QueryError) as info:
+        wh.execute("SELECT count(*) FROM funds")
+    assert info.value.message == ("the SQL worker could not start; the query was not run "
+                                  "(see the bot's log)")
+    Path(wh.path + ".gone").rename(wh.path)
+    assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]  # the next one starts
+
+
+def test_workers_inherit_no_secrets(sample_db, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-worker-must-not-see-this")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-worker-must-not-see-this")
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
+        w.execute("SELECT count(*) FROM funds")
+        (pid,) = w.pool.pids()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"must-not-see-this" not in environ and b"PATH=" in environ
