@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, UnavailableError, load_config
-from states.ports import QueryError, TurnResult
+from states.ports import QueryError, StoreError, TurnResult
 from states.prompts import jsonable
 from states.verify import MARKS
 
@@ -309,6 +309,26 @@ def cmd_catalog_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_db_migrate_state(args: argparse.Namespace) -> int:
+    from bot.store import copy_state, open_store
+
+    with open_store(args.source) as source, open_store(args.target) as target:
+        added = copy_state(source, target)
+    print(f"copied {source.where} -> {target.where}: "
+          + ", ".join(f"{table} {n:,}" for table, n in added.items()))
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_checks
+
+    ok = True
+    for name, good, line in run_checks(load_config()):
+        ok &= good
+        print(f"{'ok  ' if good else 'FAIL'} {name:<9} {line}", flush=True)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def cmd_diagram(args: argparse.Namespace) -> int:
     from states.machine import mermaid
 
@@ -317,9 +337,9 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from bot.store import SqliteStore
+    from bot.store import open_store
 
-    store = SqliteStore(load_config().state_path)
+    store = open_store(load_config().state_path)
     trace = store.get_trace(args.trace_id)
     if trace is None:
         print(f"no trace {args.trace_id!r}", file=sys.stderr)
@@ -382,6 +402,12 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--seed", type=int, default=None, help="another seed builds a variant: "
                       "same schema, names and rules, different values")
     init.set_defaults(func=cmd_db_init)
+    mig = db.add_parser("migrate-state", help="copy every conversation, trace, event id and "
+                        "feedback row from one state store to another (SQLite path or "
+                        "postgresql:// URL); rows the target has are kept")
+    mig.add_argument("--from", dest="source", required=True)
+    mig.add_argument("--to", dest="target", required=True)
+    mig.set_defaults(func=cmd_db_migrate_state)
     cat = sub.add_parser("catalog", help="the catalogue (table docs, rules, dictionaries)")
     cat_init = cat.add_subparsers(dest="catalog_command", required=True).add_parser(
         "init", help="write a starter catalogue from a DuckDB file, to edit")
@@ -394,6 +420,8 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("trace", help="print a turn's trace")
     t.add_argument("trace_id")
     t.set_defaults(func=cmd_trace)
+    sub.add_parser("doctor", help="check the store, warehouse, LLM endpoint and Slack tokens"
+                   ).set_defaults(func=cmd_doctor)
     sub.add_parser("slack", help="start the Slack app").set_defaults(func=cmd_slack)
     sub.add_parser("run", help="Slack when tokens are set, else the terminal chat").set_defaults(
         func=cmd_run)
@@ -436,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         # goes to /dev/null so the interpreter's own final flush does not fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_PIPE
-    except (ConfigError, FileNotFoundError, UnavailableError) as exc:
+    except (ConfigError, FileNotFoundError, UnavailableError, StoreError) as exc:
         print(f"fundbot: {exc}", file=sys.stderr)
         return EXIT_REFUSED if isinstance(exc, ConfigError) else EXIT_FAILED
 

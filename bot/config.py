@@ -47,6 +47,7 @@ class Config:
     allowed_channels: set[str] = field(default_factory=set)
     allowed_users: set[str] = field(default_factory=set)
     workers: int = 8
+    inbox_lease_s: float = 30.0  # a dead process's Slack deliveries are taken after this
     limits: Limits = field(default_factory=Limits)
     mcp_token: str = ""  # FUNDBOT_MCP_TOKEN: a token, or name:token pairs (bot/mcp_server.py)
     mcp_rate: str = "60/minute"  # FUNDBOT_MCP_RATE: tool calls per MCP client
@@ -134,6 +135,12 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         port, workers = int(get("PORT", "3000")), int(get("FUNDBOT_WORKERS", "8"))
     except ValueError as exc:
         raise ConfigError("PORT and FUNDBOT_WORKERS must be whole numbers") from exc
+    try:
+        lease_s = float(get("FUNDBOT_INBOX_LEASE_S", "30"))
+        if not 0.5 <= lease_s <= 60:
+            raise ValueError
+    except ValueError as exc:
+        raise ConfigError("FUNDBOT_INBOX_LEASE_S must be seconds between 0.5 and 60") from exc
     return Config(
         openai_api_key=get("OPENAI_API_KEY"),
         openai_base_url=get("OPENAI_BASE_URL"),
@@ -149,6 +156,7 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         allowed_channels=_csv(get("FUNDBOT_ALLOWED_CHANNELS")),
         allowed_users=_csv(get("FUNDBOT_ALLOWED_USERS")),
         workers=max(1, workers),
+        inbox_lease_s=lease_s,
         limits=limits,
         mcp_token=get("FUNDBOT_MCP_TOKEN"),
         mcp_rate=get("FUNDBOT_MCP_RATE", "60/minute"),

@@ -23,12 +23,14 @@ def build_llm(config: Config):
 
 def build_deps(config: Config, llm=None) -> Deps:
     """The ports for ``config``; ``llm`` replaces the configured endpoint (eval's gold model)."""
-    from bot.store import SqliteStore
+    from bot.store import open_store
     from bot.warehouse import open_warehouse
 
     llm = llm if llm is not None else build_llm(config)
     warehouse = open_warehouse(config.db_path, config.limits)
-    return Deps(llm=llm, warehouse=warehouse, store=SqliteStore(config.state_path),
+    # PostgreSQL: a connection per turn lock and one for the statements of each turn
+    store = open_store(config.state_path, pool_size=2 * config.workers + 4)
+    return Deps(llm=llm, warehouse=warehouse, store=store,
                 limits=config.limits, today=config.today)
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -25,6 +26,7 @@ from states.ports import (
     Limits,
     Pending,
     Store,
+    StoreError,
     Trace,
     Turn,
     TurnResult,
@@ -162,14 +164,32 @@ def _now() -> str:
 
 
 def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None,
+             trace_id: str | None = None,
              progress: Callable[[str], None] | None = None) -> TurnResult:
     """Answer one message in a thread. Never raises for bad input or outside faults.
 
+    The store's turn lock (when it has one) holds the thread from load to final save, so two
+    workers or processes never interleave one thread's turns. `trace_id` names the turn's
+    trace (the Slack inbox passes one derived from the event, to recognise a finished turn).
     `progress`, if given, is told each state's name as the state starts (Slack shows them)."""
+    lock = getattr(deps.store, "turn_lock", None)
+    try:
+        with lock(thread_id) if lock is not None else nullcontext():
+            return _run_turn(deps, thread_id, text, user, trace_id, progress)
+    except StoreError as err:  # the store is unusable: say so in one line, answer nothing
+        log.error("%s", err.message)
+        return TurnResult(thread_id=thread_id, state="failed", error_kind="store",
+                          answer="I can't reach my conversation store, so I didn't answer: "
+                                 f"{err.message}")
+
+
+def _run_turn(deps: Deps, thread_id: str, text: str, user: str | None,
+              trace_id: str | None,
+              progress: Callable[[str], None] | None = None) -> TurnResult:
     t_start = time.perf_counter()
     conv = deps.store.load(thread_id)
     load_ms = (time.perf_counter() - t_start) * 1000
-    trace = Trace(trace_id=uuid.uuid4().hex[:16], thread_id=thread_id,
+    trace = Trace(trace_id=trace_id or uuid.uuid4().hex[:16], thread_id=thread_id,
                   question=text if len(text) <= 2000 else text[:2000] + "…", started_at=_now())
     resuming = conv.status == "clarify" and conv.pending is not None
     waiting = copy.deepcopy(conv.pending) if resuming else None
@@ -213,7 +233,10 @@ def _drive(flow: Flow, progress: Callable[[str], None] | None = None) -> None:
         except MachineError as exc:  # a handler asked for a move the machine forbids
             raise RuntimeError(f"illegal transition {event!r} from {state.value}") from exc
         t1 = time.perf_counter()
-        ctx.deps.store.save_trace(ctx.trace)  # every step recorded, so a crash leaves a trail
+        try:  # every step recorded, so a crash leaves a trail; a failed write costs only that
+            ctx.deps.store.save_trace(ctx.trace)
+        except StoreError as err:
+            log.warning("trace step not saved: %s", err.message)
         ctx.time("store", t1)
 
 
@@ -244,9 +267,7 @@ def _finish(ctx: TurnContext, state: S, t_start: float, waiting: Pending | None)
     ctx.trace.final_state = final
     ctx.trace.answer = ctx.answer or ctx.clarification or ""
     t1 = time.perf_counter()
-    store = ctx.deps.store
-    store.save_trace(ctx.trace)
-    store.save(conv)
+    warning = _final_save(ctx.deps.store, ctx.trace, conv)
     ctx.time("store", t1)
     # measured after the last save, so "own" counts every write the turn makes
     total_ms = (time.perf_counter() - t_start) * 1000
@@ -254,6 +275,10 @@ def _finish(ctx: TurnContext, state: S, t_start: float, waiting: Pending | None)
     timings["llm"] = round(sum(c.ms for c in ctx.trace.llm_calls), 3)
     timings["total"] = round(total_ms, 3)
     timings["own"] = round(total_ms - timings["llm"], 3)
+    if warning and ctx.answer:  # every edge shows the answer; so the warning goes with it
+        ctx.answer = f"{ctx.answer}\n\n⚠️ {warning}"
+    elif warning and ctx.clarification:
+        ctx.clarification = f"{ctx.clarification}\n\n⚠️ {warning}"
     return TurnResult(
         thread_id=conv.thread_id, state=final, answer=ctx.answer, sql=ctx.sql,
         columns=list(result.columns) if result else [], rows=list(result.rows) if result else [],
@@ -265,4 +290,20 @@ def _finish(ctx: TurnContext, state: S, t_start: float, waiting: Pending | None)
         timings_ms=timings, error_kind=ctx.error_kind, refused=ctx.refused,
         as_of=ctx.deps.warehouse.catalog.as_of, verification=ctx.verification,
         question=ctx.question, chart_hint=ctx.chart_hint,
+        warning=warning,
     )
+
+
+def _final_save(store: Store, trace: Trace, conv: Conversation) -> str | None:
+    """Save the trace and the conversation, trying once more if the store fails; if it still
+    fails, the answer is delivered anyway and the returned warning says what was lost."""
+    for attempt in (1, 2):
+        try:
+            store.save_trace(trace)
+            store.save(conv)
+            return None
+        except StoreError as err:
+            log.warning("final save failed (attempt %d): %s", attempt, err.message)
+            error = err
+    return ("This answer could not be saved, so a follow-up question won't know about it "
+            f"({error.message})")

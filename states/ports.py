@@ -247,7 +247,20 @@ class Trace:
         )
 
 
+class StoreError(Exception):
+    """The state store could not be used; `message` is one line naming the store and the fix.
+    kind: busy (locked too long), corrupt, io, full, readonly, closed, unreachable, schema."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
 class Store(Protocol):
+    """Raises StoreError. A store may also offer `turn_lock(thread_id)`, a context manager
+    that serialises one thread's turns across threads and processes (run_turn holds it)."""
+
     def load(self, thread_id: str) -> Conversation:
         """The thread's conversation, or a new idle one."""
         ...
@@ -311,3 +324,4 @@ class TurnResult:
     verification: str = ""
     question: str = ""  # the question answered (the original one when a reply resolved it)
     chart_hint: str | None = None  # the model's chart suggestion; bot/chart.py's rules decide
+    warning: str | None = None  # the answer stands, but something went wrong (e.g. not saved)

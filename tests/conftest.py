@@ -49,3 +49,29 @@ def clean_llm_env(monkeypatch, tmp_path):
     monkeypatch.setenv("FUNDBOT_ENV_FILE", str(tmp_path / "absent.env"))
     for name in ("FUNDBOT_TODAY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FUNDBOT_MODEL"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL 15 server for the whole session (tests/pg_fixture.py)."""
+    from tests.pg_fixture import PgServer
+
+    server = PgServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh PostgreSQL database for one test."""
+    from tests.pg_fixture import pg_database
+
+    yield from pg_database(pg_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request, tmp_path) -> str:
+    """FUNDBOT_STATE for one test, on each back-end in turn: an SQLite file, a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "nested" / "state.sqlite3")
+    return request.getfixturevalue("pg_url")

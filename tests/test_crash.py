@@ -13,21 +13,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.store import SqliteStore
+from bot.store import SqliteStore, open_store
 from states.machine import TRANSITIONS
 from tests.fakes import fake_openai as fo
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.fake_slack import FakeSlack, SlackSender
+from tests.replica import Replica
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_SQL = "SELECT count(*) AS companies FROM companies"
@@ -280,3 +285,263 @@ def test_sigkill_while_writing_leaves_no_half_written_row(tmp_path):
         assert store.traces_for("w-0")
     finally:
         store.close()
+
+
+def answer_slowly(body: dict) -> fo.Reply:
+    """As answer_everything, with a pause: two processes' turns of one thread overlap."""
+    if body.get("tools"):
+        return fo.tool_call(GOOD_SQL, delay=0.05)
+    return fo.text("We hold 400 companies.", delay=0.05)
+
+
+def test_two_processes_answering_in_the_same_threads_keep_every_turn(env):
+    """Issue 10: the later save used to win a thread's history (a turn lost in 20 of 20
+    rounds). The store's turn lock now holds each thread from load to final save."""
+    fake, state = env["fake"], env["state"]
+    fake.responder = answer_slowly
+    SqliteStore(state).close()
+    turns = 10  # per process, over 5 threads both processes share
+    procs = [child(env, "busy", "C0:shared", str(turns)) for _ in (1, 2)]
+    results = [finish(p, timeout=120) for p in procs]
+    assert all(x["state"] == "answered" for r in results for x in r)
+    store = SqliteStore(state)
+    try:
+        for i in range(5):
+            history = store.load(f"C0:shared-{i}").history
+            assert len(history) == 2 * len(range(i, turns, 5)), f"thread {i} lost a turn"
+            assert len({t.trace_id for t in history}) == len(history)
+    finally:
+        store.close()
+
+
+# ------------------------------------------- several `fundbot slack` processes, one store
+
+BOT_TOKEN, SECRET = "xoxb-replica-test", "replica-test-signing-secret"
+TAG = re.compile(r"Q\d{3}")
+
+
+def tagged_answers(body: dict, delay: float = 0.0) -> fo.Reply:
+    """The fake model for the replica tests: the answer names the question it answers."""
+    if body.get("tools"):
+        return fo.tool_call(GOOD_SQL)
+    first_line = body["messages"][-1]["content"].split("\n", 1)[0]
+    match = TAG.search(first_line)
+    return fo.text(f"Answer to {match.group(0) if match else 'nothing'}.", delay=delay)
+
+
+@pytest.fixture
+def replicas_env(sample_db, pg_url, tmp_path) -> Iterator[dict]:
+    with FakeSlack(token=BOT_TOKEN) as slack:
+        yield {
+            "slack": slack, "store": pg_url,
+            "vars": {**{k: v for k, v in os.environ.items()
+                        if not k.startswith(("FUNDBOT_", "OPENAI_", "SLACK_"))},
+                     "FUNDBOT_ENV_FILE": str(tmp_path / "none.env"), "FUNDBOT_DB": sample_db,
+                     "FUNDBOT_STATE": pg_url, "SLACK_BOT_TOKEN": BOT_TOKEN,
+                     "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
+                     "OPENAI_API_KEY": "sk-replica-test", "FUNDBOT_MODEL": "fake-model",
+                     "FUNDBOT_TODAY": "2026-10-15", "FUNDBOT_LLM_RETRIES": "0",
+                     "FUNDBOT_WORKERS": "4", "FUNDBOT_INBOX_LEASE_S": "3"},
+        }
+
+
+def deliver_load(replicas: list[Replica], rounds: int = 5, threads: int = 20,
+                 between: Callable[[int], None] = lambda n: None) -> dict[str, list[str]]:
+    """`threads` new threads, then `rounds - 1` follow-ups in each, every delivery signed and
+    posted to a live replica chosen at random (another one if it is down, as a load balancer
+    would); every tenth is also retried to the other replicas, as Slack retries. Returns each
+    thread root's question tags in delivery order."""
+    rng = random.Random(14)
+    order: dict[str, list[str]] = {}
+    roots: list[str] = []
+    n = 0
+    for r in range(rounds):
+        for t in range(threads):
+            tag = f"Q{n:03d}"
+            sender_for = [x for x in replicas if x.alive]
+            rng.shuffle(sender_for)
+            thread_ts = roots[t] if r else None
+            payload = None
+            for replica in sender_for:
+                sender = SlackSender(f"http://127.0.0.1:{replica.port}/slack/events", SECRET)
+                payload = payload or sender.mention("C1", "U1", f"{tag}: how many companies?",
+                                                    ts=f"{1_800_000_000 + n}.000100",
+                                                    thread_ts=thread_ts)
+                try:
+                    if sender.post(payload).status == 200:
+                        break
+                except OSError:
+                    continue  # that replica just died: the next one gets it
+            else:
+                raise AssertionError(f"no replica acknowledged {tag}")
+            if n % 10 == 3:  # Slack retries some deliveries, and they reach another replica
+                for other in [x for x in replicas if x.alive and x is not replica]:
+                    other_url = f"http://127.0.0.1:{other.port}/slack/events"
+                    try:
+                        SlackSender(other_url, SECRET).post(payload, retry_num=1)
+                    except OSError:
+                        pass  # down just now: Slack would try again later
+            if not r:
+                roots.append(payload["event"]["ts"])
+            order.setdefault(roots[t], []).append(tag)
+            between(n)
+            n += 1
+    return order
+
+
+def check_answered_once_in_order(slack: FakeSlack, store_url: str,
+                                 order: dict[str, list[str]], timeout: float = 180) -> None:
+    def answered() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for root in order:
+            for message in slack.bot_replies("C1", root):
+                for tag in set(TAG.findall(json.dumps(message.get("blocks")) + message["text"])):
+                    counts[tag] = counts.get(tag, 0) + 1
+        return counts
+    everything = {tag for tags in order.values() for tag in tags}
+    try:
+        slack.wait_for(lambda: set(answered()) >= everything, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"never answered: {sorted(everything - set(answered()))}"
+                             ) from None
+    time.sleep(0.5)  # a duplicate would show now
+    counts = answered()
+    twice = {tag: n for tag, n in counts.items() if n != 1}
+    assert twice == {}, f"answered more than once: {twice}"
+    store = open_store(store_url)
+    try:
+        for root, tags in order.items():
+            history = [TAG.search(t.question).group(0) for t in store.load(f"C1:{root}").history]
+            assert history == tags, f"thread {root}: turns out of delivery order"
+            left = [m["text"] for m in slack.bot_replies("C1", root)
+                    if m["text"].startswith(":hourglass")]
+            assert left == [], "a placeholder was left behind"
+        assert store.inbox_counts() == {"queued": 0, "leased": 0}
+    finally:
+        store.close()
+
+
+def test_two_replicas_on_one_postgres_answer_100_mentions_once_in_order(replicas_env):
+    slack = replicas_env["slack"]
+    with FakeOpenAI(responder=tagged_answers) as llm:
+        replicas = [Replica(replicas_env["vars"], llm.base_url).start() for _ in (1, 2)]
+        try:
+            order = deliver_load(replicas)
+            check_answered_once_in_order(slack, replicas_env["store"], order)
+        finally:
+            errors = [r.stop() for r in replicas]
+        assert all(r.proc.returncode == 0 for r in replicas), errors
+        assert all("Traceback" not in e for e in errors), errors
+    # both replicas worked: each posted placeholders (the emulator cannot tell them apart, so
+    # the fake model's connections tell: two processes called it)
+    assert len(llm.requests) == 200
+
+
+def test_sigkill_after_ack_mid_turn_and_mid_post_loses_nothing(replicas_env):
+    """One replica is killed three times during the load, restarted after each kill: right
+    after acknowledging a delivery, while a turn waits for the model, and just as the model's
+    answer comes back (the post in flight). The survivor and the restarted process finish
+    every question exactly once, in each thread's order, and leave no placeholder behind."""
+    slack = replicas_env["slack"]
+    in_interpret = threading.Event()
+
+    def victim_model(body: dict) -> fo.Reply:
+        if not body.get("tools"):
+            in_interpret.set()
+        return tagged_answers(body, delay=0.3)
+
+    with FakeOpenAI(responder=tagged_answers) as steady, \
+            FakeOpenAI(responder=victim_model) as shaky:
+        survivor = Replica(replicas_env["vars"], steady.base_url).start()
+        victim = Replica(replicas_env["vars"], shaky.base_url).start()
+        kills: list[str] = []
+        killer: list[threading.Thread] = []
+
+        def kill_and_restart(mode: str) -> None:
+            if mode != "after ack":
+                in_interpret.clear()  # the next question the victim takes to the model
+                assert in_interpret.wait(60), "the victim never reached interpret"
+                if mode == "mid-post":
+                    time.sleep(0.3 + random.Random(len(kills)).random() * 0.05)  # reply due
+            victim.kill()
+            kills.append(mode)
+            victim.start()  # a restart on the same host and port
+
+        def between(n: int) -> None:
+            """The load goes on while the victim is killed: a kill waits for its moment (and
+            the restart for /healthz) on its own thread; deliveries meanwhile go to whichever
+            replica answers."""
+            mode = {20: "after ack", 50: "mid-turn", 80: "mid-post"}.get(n)
+            if mode is None:
+                return
+            for thread in killer:
+                thread.join(timeout=120)
+            if mode == "after ack":
+                victim.kill()  # the delivery just acknowledged may have been its own
+                kills.append(mode)
+                mode = "restart only"
+            thread = threading.Thread(target=kill_and_restart if mode != "restart only"
+                                      else lambda _m: victim.start(), args=(mode,))
+            thread.start()
+            killer.append(thread)
+        try:
+            order = deliver_load([survivor, victim], between=between)
+            for thread in killer:
+                thread.join(timeout=120)
+            check_answered_once_in_order(slack, replicas_env["store"], order)
+        finally:
+            survivor.stop()
+            victim.stop()
+        assert kills == ["after ack", "mid-turn", "mid-post"]
+
+
+# ------------------------------------- what a dead process left: finished or told honestly
+
+
+def _left_by_a_dead_process(store, slack: FakeSlack, attempts: int) -> tuple[str, str]:
+    """A delivery leased by a process that died after posting its placeholder: the inbox row
+    says so (lease expired), the placeholder sits in the thread."""
+    from slack_sdk import WebClient
+
+    payload = SlackSender("http://unused", SECRET).mention(
+        "C1", "U1", "Q900: how many companies?", ts="1800009000.000100")
+    store.inbox_put(payload["event_id"], "C1:1800009000.000100", json.dumps(payload))
+    for _ in range(attempts):  # each attempt's process died: its lease ran out
+        assert store.inbox_lease("dead-process", 10, lease_s=0.1)
+        time.sleep(0.15)
+    placeholder = WebClient(token=BOT_TOKEN, base_url=slack.api_url).chat_postMessage(
+        channel="C1", thread_ts="1800009000.000100", text=":hourglass: Working on it…")["ts"]
+    store.inbox_note(payload["event_id"], placeholder=placeholder)
+    return payload["event_id"], placeholder
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_on_start_a_dead_process_answer_is_finished_or_its_placeholder_replaced(
+        sample_db, tmp_path, attempts):
+    """Issue 13 item 8: a crash mid-answer left the placeholder forever and the retried event
+    was skipped. Now a new process takes the item over when its lease expires: it answers into
+    the same placeholder, or after repeated failures replaces it with an honest message."""
+    from bot.config import Config
+    from bot.runtime import build_deps
+    from bot.slack import create_app
+    from bot.slack.inbox import GAVE_UP
+    from states.ports import Limits
+
+    with FakeSlack(token=BOT_TOKEN) as slack, FakeOpenAI(responder=tagged_answers) as llm:
+        config = Config(openai_api_key="sk-test", openai_base_url=llm.base_url,
+                        db_path=sample_db, state_path=str(tmp_path / "state.sqlite3"),
+                        slack_bot_token=BOT_TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=slack.api_url, workers=2, inbox_lease_s=1.0,
+                        limits=Limits(llm_retries=0))
+        deps = build_deps(config)
+        event_id, placeholder = _left_by_a_dead_process(deps.store, slack, attempts)
+        _, dispatcher = create_app(config, deps)  # starting is all it takes
+        try:
+            expected = "Answer to Q900." if attempts == 1 else GAVE_UP
+            slack.wait_for(lambda: [m for m in slack.bot_replies("C1", "1800009000.000100")
+                                    if m["text"] == expected], timeout=30)
+            replies = slack.bot_replies("C1", "1800009000.000100")
+            assert [m["ts"] for m in replies] == [placeholder]  # replaced, nothing new posted
+            slack.wait_for(lambda: deps.store.inbox_counts() == {"queued": 0, "leased": 0})
+        finally:
+            dispatcher.shutdown(wait=True, timeout=10)

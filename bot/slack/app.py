@@ -25,11 +25,13 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bot.slack.access import Access
 from bot.slack.dedupe import Claims
+from bot.slack.inbox import HEADER, Inbox, InboxItem, attach, inbox_of
 from bot.slack.listeners import register
 from bot.slack.responder import Responder
 from bot.slack.safety import SealedClient
 from bot.slack.worker import Dispatcher, Quiet
 from states.machine import Deps
+from states.ports import StoreError
 
 log = logging.getLogger(__name__)
 # Bolt reads SLACK_BOT_TOKEN from the environment even when handed a client carrying that same
@@ -58,18 +60,37 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
         # Listeners only claim the event and queue it, so running them before the response
         # keeps arrival order and still acknowledges in milliseconds.
         process_before_response=True,
-        name="fundbot",
+        # Bolt resets the level of the logger named after the app on every request: not our
+        # "fundbot" logger, whose children (fundbot.turn...) would follow it.
+        name="fundbot-slack",
     )
     dispatcher = Dispatcher(workers=config.workers, quiet=Quiet())
     claims = Claims(deps.store)
-    responder = Responder(deps, client, dispatcher, claims,
+    inbox = None
+    if hasattr(deps.store, "inbox_put"):  # the durable inbox (bot/slack/inbox.py)
+        inbox = Inbox(deps.store, lease_s=getattr(config, "inbox_lease_s", 30.0),
+                      capacity=config.workers, quiet=dispatcher.quiet)
+    responder = Responder(deps, client, dispatcher, claims, inbox,
                           streaming=getattr(config, "slack_stream", True))
     app.use(_Sealed(client))  # Bolt's per-request client, and say/say_stream/set_status with it
-    app.use(_deduplicate(claims))  # before the assistant middleware, so it sees everything
+    app.use(_deduplicate(claims, inbox))  # before the assistant middleware: it sees everything
     register(app, responder, Access.of(config.allowed_users, config.allowed_channels,
                                        getattr(config, "allowed_bots", None),
                                        getattr(config, "allow_external", False)))
+    if inbox is not None:
+        inbox.dispatch = lambda item: _redispatch(app, inbox, item)
+        inbox.give_up = responder.give_up
+        attach(app, inbox)
+        dispatcher.on_shutdown(inbox.stop, inbox.close)
+        inbox.start()
     return app, dispatcher
+
+
+def _redispatch(app: App, inbox: Inbox, item: InboxItem) -> None:
+    """An inbox item into Bolt as Slack delivered it, marked as ours. Its signature was checked
+    when it arrived; mode socket_mode tells Bolt not to check it again (it may be minutes old)."""
+    app.dispatch(BoltRequest(body=json.loads(item.body), mode="socket_mode",
+                             headers={HEADER: inbox.token}))
 
 
 class _Sealed(Middleware):
@@ -88,12 +109,19 @@ class _Sealed(Middleware):
         return next()
 
 
-def _deduplicate(claims: Claims):
-    """Middleware: a retry of an event this process already has is acknowledged, not handled.
-    Retries after a restart pass here and are stopped by the durable claim (Claims.claim)."""
+def _deduplicate(claims: Claims, inbox: Inbox | None = None):
+    """Middleware on the ack path. An Events API delivery goes into the durable inbox and is
+    acknowledged; the inbox's pump brings it back (marked) to be handled. Without an inbox (or
+    with the store failing) a retry of an event this process already has is acknowledged, not
+    handled, and retries after a restart are stopped by the durable claim (Claims.claim)."""
 
     def deduplicate(body: dict, next_: Any, request: Any) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and inbox is not None:
+            if inbox.is_ours(request.headers):
+                return next_()
+            if inbox.accept(body) is not None:
+                return BoltResponse(status=200, body="")
         if event_id and claims.seen(event_id):
             retry = (request.headers.get("x-slack-retry-num") or ["0"])[0]
             log.info("event %s already received (retry %s); acknowledging only", event_id, retry)
@@ -154,11 +182,12 @@ class _H11(H11Protocol):
 
 
 class HttpServer:
-    """Bolt behind uvicorn: POST /slack/events, GET /healthz.
+    """Bolt behind uvicorn: POST /slack/events, GET /healthz, GET /readyz.
 
-    With the signing secret, Events API deliveries are acknowledged as soon as their
-    signature checks out, and Bolt handles them right after on one intake thread, in arrival
-    order. Slack wants the 200 within 3 s; a burst should not queue each ack behind Bolt's
+    With the signing secret, Events API deliveries are written to the durable inbox
+    (bot/slack/inbox.py) as soon as their signature checks out and then acknowledged; the
+    inbox's pump hands them to Bolt in arrival order (without an inbox, one intake thread
+    does). Slack wants the 200 within 3 s; a burst should not queue each ack behind Bolt's
     middleware for all the others. Everything else (interactivity, url_verification) gets
     Bolt's own response, computed on a small thread pool.
     """
@@ -217,8 +246,12 @@ class HttpServer:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
-        if path == "/healthz":
+        if path == "/healthz":  # the process serves
             return await _respond(send, 200, b"ok", "text/plain")
+        if path == "/readyz":  # and can take work: its store answers, it is not stopping
+            loop = asyncio.get_running_loop()
+            ready, why = await loop.run_in_executor(self._bolt, readiness, self._app)
+            return await _respond(send, 200 if ready else 503, why.encode(), "text/plain")
         if path != EVENTS_PATH:
             return await _respond(send, 404, b"not found", "text/plain")
         if method != "POST":
@@ -249,7 +282,11 @@ class HttpServer:
         if payload is None:
             return await _respond(send, 400, b'{"error": "malformed payload"}')
         if self._verifier is not None and payload.get("type") == "event_callback":
-            self._intake.submit(_dispatch, self._app, text, headers, self._quiet)
+            inbox = inbox_of(self._app)  # written to the store before the 200 (off the loop)
+            accepted = None if inbox is None else await asyncio.get_running_loop(
+                ).run_in_executor(self._bolt, inbox.accept, text)
+            if accepted is None:  # no inbox, or the store failed: handle it here, as before
+                self._intake.submit(_dispatch, self._app, text, headers, self._quiet)
             return await _respond(send, 200, b"", "text/plain")
         request = BoltRequest(body=text, query=scope.get("query_string", b"").decode("latin-1"),
                               headers=headers)
@@ -320,6 +357,21 @@ async def _respond(send: Any, status: int, body: bytes,
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def readiness(app: App) -> tuple[bool, str]:
+    """For a load balancer's /readyz: False (with one line) while the store cannot take a
+    delivery or the process is shutting down, so Slack's requests go to another replica."""
+    inbox = inbox_of(app)
+    if inbox is None:
+        return True, "ready"
+    if inbox.stopping:
+        return False, "shutting down"
+    try:
+        counts = inbox.store.inbox_counts()
+    except StoreError as err:
+        return False, err.message
+    return True, f"ready: {counts['queued']} queued, {counts['leased']} leased"
 
 
 def _asgi_headers(scope: dict) -> dict[str, str]:

@@ -10,6 +10,7 @@ message that the answer replaces, the same final content either way.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.slack import render
 from bot.slack.dedupe import Claims
+from bot.slack.inbox import GAVE_UP, Inbox, InboxItem, result_from_json, thread_key, turn_trace_id
 from bot.slack.names import People
 from bot.slack.stream import AnswerStream
 from bot.slack.worker import Dispatcher, Overloaded
@@ -84,8 +86,9 @@ class Responder:
     """Runs the core for Slack messages and posts the results."""
 
     def __init__(self, deps: Deps, client: WebClient, dispatcher: Dispatcher, claims: Claims,
-                 streaming: bool = True):
+                 inbox: Inbox | None = None, streaming: bool = True):
         self.deps = deps
+        self.inbox = inbox  # events from the durable inbox are finished through it
         self.client = client
         self.dispatcher = dispatcher
         self.claims = claims
@@ -108,9 +111,10 @@ class Responder:
         off this thread; a redelivery someone already answered stops there."""
         working: Future = Future()
         queued = [False]  # set below, read by the job: was another question ahead of it?
+        item = self.inbox.take(ask.event_id) if self.inbox else None
         try:
             ahead = self.dispatcher.submit(ask.thread_id,
-                                           lambda: self._answer(ask, working, queued))
+                                           lambda: self._answer(ask, working, queued, item))
         except Overloaded:
             log.warning("overloaded; turning away a question in %s", ask.thread_id)
             self.once(ask.event_id, lambda: self._post(ask.channel, ask.thread_ts,
@@ -126,9 +130,14 @@ class Responder:
         def claim_and_show() -> str | None:
             if before is not None:
                 futures.wait([before], timeout=PLACEHOLDER_WAIT_S)
-            if not self.claims.claim(ask.event_id):
+            if item is None and not self.claims.claim(ask.event_id):
                 return SKIP
-            return self._show_working(ask, ahead)
+            if item is not None and item.placeholder:
+                return item.placeholder  # posted by an earlier attempt: the answer replaces it
+            ts = self._show_working(ask, ahead)
+            if item is not None and ts:
+                self.inbox.note(item.event_id, placeholder=ts)
+            return ts
         self.dispatcher.ui(lambda: _settle(working, claim_and_show))
 
     def home(self, user: str) -> dict:
@@ -167,7 +176,30 @@ class Responder:
 
     def once(self, event_id: str | None, fn: Callable[[], object]) -> None:
         """Run a quick Slack call off the request thread, if the event is not answered yet."""
+        item = self.inbox.take(event_id) if self.inbox else None
+        if item is not None:
+            self.dispatcher.ui(lambda: self._finishing(item, fn))
+            return
         self.dispatcher.ui(lambda: fn() if self.claims.claim(event_id) else None)
+
+    def _finishing(self, item: InboxItem, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        finally:
+            self.inbox.done(item.event_id)
+
+    def give_up(self, item: InboxItem) -> None:
+        """An inbox item that failed every attempt: an honest message in place of its
+        placeholder (or in its thread), rather than a placeholder forever."""
+        channel, _, root = thread_key(json.loads(item.body)).partition(":")
+        try:
+            if item.placeholder:
+                self.client.chat_update(channel=channel, ts=item.placeholder, text=GAVE_UP,
+                                        blocks=[])
+            elif channel and root:
+                self._post(channel, root, {"text": GAVE_UP})
+        except SlackClientError:
+            log.warning("could not tell %s that its question was given up", channel)
 
     def choose(self, choice: Choice) -> None:
         """Queue a clarification click; it answers exactly as typing the option would."""
@@ -193,13 +225,25 @@ class Responder:
 
     # ---------------------------------------------------------- on the workers
 
-    def _answer(self, ask: Ask, working: Future, queued: list[bool]) -> None:
+    def _answer(self, ask: Ask, working: Future, queued: list[bool],
+                item: InboxItem | None = None) -> None:
+        if item is None:
+            return self._answer_once(ask, working, queued, None)
+        try:
+            self._answer_once(ask, working, queued, item)
+        finally:
+            self.inbox.done(item.event_id)
+
+    def _answer_once(self, ask: Ask, working: Future, queued: list[bool],
+                     item: InboxItem | None) -> None:
         try:
             placeholder = working.result(timeout=PLACEHOLDER_WAIT_S)
         except TimeoutError:  # the placeholder never came; post the answer fresh
             placeholder = None
         if placeholder is SKIP:
             log.info("event %s was answered before; skipping", ask.event_id)
+            return
+        if item is not None and not self.inbox.still_mine(item.event_id):
             return
         # Slack's markup into words, other people's mentions into their names (users.info).
         ask = replace(ask, text=self.people.plain(ask.text))
@@ -209,7 +253,20 @@ class Responder:
         if placeholder == STATUS and queued[0]:
             self._status(ask.channel, ask.thread_ts)  # the earlier answer cleared it
         self._turn(ask.channel, ask.thread_ts, ask.text, ask.user, ask.team, placeholder,
-                   render.FILES_NOTE if ask.files else None)
+                   render.FILES_NOTE if ask.files else None, item)
+
+    def _earlier_result(self, item: InboxItem | None) -> TurnResult | None:
+        """What an earlier (interrupted) attempt at this event produced, if its turn ran."""
+        if item is None or item.attempts <= 1:
+            return None
+        if item.result:
+            return result_from_json(item.result)
+        trace = self.deps.store.get_trace(turn_trace_id(item.event_id))
+        if trace is None or not trace.final_state:
+            return None  # the turn never finished, so it left the thread as it was: run it
+        sql = trace.sql_attempts[-1].sql if trace.sql_attempts else None
+        return TurnResult(thread_id=trace.thread_id, state=trace.final_state,
+                          answer=trace.answer, sql=sql, trace_id=trace.trace_id)
 
     def _chosen(self, choice: Choice) -> None:
         conv = self.deps.store.load(thread_id(choice.channel, choice.thread_ts))
@@ -234,13 +291,24 @@ class Responder:
                    placeholder)
 
     def _turn(self, channel: str, thread_ts: str, text: str, user: str | None,
-              team: str | None, placeholder: str | None, note: str | None = None) -> None:
-        """Run one turn, streaming its steps when the thread shows a status, and deliver it."""
+              team: str | None, placeholder: str | None, note: str | None = None,
+              item: InboxItem | None = None) -> None:
+        """Run one turn, streaming its steps when the thread shows a status, and deliver it.
+        An inbox item whose earlier attempt already ran the turn only has it delivered."""
         stream = None
-        if self.streaming and placeholder == STATUS:
-            stream = AnswerStream(self.client, channel, thread_ts, user, team)
-        result, seconds = self._run(thread_id(channel, thread_ts), text, user,
-                                    stream.step if stream else None)
+        result = self._earlier_result(item)
+        if result is not None:
+            seconds = 0.0
+        else:
+            if self.streaming and placeholder == STATUS:
+                stream = AnswerStream(self.client, channel, thread_ts, user, team)
+            trace_id = turn_trace_id(item.event_id) if item else None
+            result, seconds = self._run(thread_id(channel, thread_ts), text, user, trace_id,
+                                        stream.step if stream else None)
+            if item is not None:
+                self.inbox.note(item.event_id, result=result)
+        if item is not None and not self.inbox.still_mine(item.event_id):
+            return  # the new holder delivers the noted result
         message = render.result_message(result, seconds)
         if note:
             message = render.with_note(message, note)
@@ -257,11 +325,12 @@ class Responder:
                                            or result.truncated):
             self._upload_csv(channel, thread_ts, result)
 
-    def _run(self, key: str, text: str, user: str | None,
+    def _run(self, key: str, text: str, user: str | None, trace_id: str | None = None,
              progress: Callable[[str], None] | None = None) -> tuple[TurnResult, float]:
         start = time.monotonic()
         try:
-            result = run_turn(self.deps, key, text, user=user, progress=progress)
+            result = run_turn(self.deps, key, text, user=user, trace_id=trace_id,
+                              progress=progress)
         except Exception:  # run_turn should not raise; if it does, the user still hears back
             log.exception("run_turn raised for %s", key)
             result = TurnResult(thread_id=key, state="failed", answer=render.INTERNAL,

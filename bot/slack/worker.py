@@ -85,6 +85,7 @@ class Dispatcher:
         self._side = 0  # ui/urgent calls submitted and not yet finished
         self._idle = threading.Condition(self._lock)
         self._closed = False
+        self._on_shutdown: list[tuple[Callable[[], object], Callable[[], object]]] = []
 
     def submit(self, key: str, job: Job) -> int:
         """Queue `job` behind the key's earlier jobs; returns how many jobs were ahead of it."""
@@ -138,15 +139,23 @@ class Dispatcher:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0 and self._side == 0, timeout)
 
+    def on_shutdown(self, before: Callable[[], object], after: Callable[[], object]) -> None:
+        """Call `before` when shutdown starts (stop feeding jobs) and `after` at its end."""
+        self._on_shutdown.append((before, after))
+
     def shutdown(self, wait: bool = True, timeout: float | None = 30.0) -> None:
         """Stop accepting jobs; with `wait`, finish the ones already accepted first."""
         with self._lock:
             self._closed = True
+        for before, _ in self._on_shutdown:
+            _logged(before)
         if wait:
             self.join(timeout)
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         self._ui.shutdown(wait=wait, cancel_futures=not wait)
         self._urgent.shutdown(wait=wait, cancel_futures=not wait)
+        for _, after in self._on_shutdown:
+            _logged(after)
 
     def _drain_one(self, key: str) -> None:
         with self._lock:
