@@ -599,3 +599,27 @@ def test_manifest_subscribes_to_what_the_app_handles():
             "assistant:write", "files:write"} <= scopes
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert "agent_view" in manifest["features"]
+
+
+SQL_BY_FUND = ("SELECT f.fund_name, SUM(i.amount_usd) AS invested FROM investments i "
+               "JOIN funds f USING (fund_id) GROUP BY 1")
+
+
+def test_a_result_that_reads_better_as_a_picture_gets_its_chart_in_the_thread(bot: Bot):
+    bot.script.add("each fund", SQL_BY_FUND, "Here is what each fund has invested.")
+    event, _ = bot.mention("how much has each fund invested?")
+    bot.wait_answers(CHANNEL, event["ts"])
+    complete = bot.slack.wait_calls("files.completeUploadExternal")[0]
+    assert complete.args["channel_id"] == CHANNEL and complete.args["thread_ts"] == event["ts"]
+    (record,) = bot.slack.files.values()
+    assert record["content"].startswith(b"\x89PNG\r\n\x1a\n") and len(record["content"]) > 10_000
+    assert record["alt_txt"].startswith("Horizontal bar chart of Invested by Fund name")
+    assert "8 bars" in record["alt_txt"]
+
+
+def test_a_one_number_answer_gets_no_chart(bot: Bot):
+    bot.script.add("how many companies", SQL_COUNT, "We hold 400 companies.")
+    event, _ = bot.mention("how many companies are in the portfolio?")
+    bot.wait_answers(CHANNEL, event["ts"])
+    bot.settle()
+    assert "files.getUploadURLExternal" not in bot.slack.methods() and not bot.slack.files

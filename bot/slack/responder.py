@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.chart import chart_for_result
 from bot.slack import render
 from bot.slack.dedupe import Claims
 from bot.slack.inbox import GAVE_UP, Inbox, InboxItem, result_from_json, thread_key, turn_trace_id
@@ -324,6 +325,8 @@ class Responder:
         if result.state == "answered" and (len(result.rows) > render.TABLE_ROWS
                                            or result.truncated):
             self._upload_csv(channel, thread_ts, result)
+        if result.state == "answered":
+            self._upload_chart(channel, thread_ts, result)
 
     def _run(self, key: str, text: str, user: str | None, trace_id: str | None = None,
              progress: Callable[[str], None] | None = None) -> tuple[TurnResult, float]:
@@ -365,6 +368,20 @@ class Responder:
             )
         except SlackClientError:
             log.exception("CSV upload failed for %s", result.trace_id)
+
+    def _upload_chart(self, channel: str, thread_ts: str, result: TurnResult) -> None:
+        """The answer's chart as a PNG in the thread, described in its alt text; when the
+        result deserves none, or drawing fails, the answer stands alone."""
+        chart = chart_for_result(result)
+        if chart is None:
+            return
+        name = f"fundbot-chart-{result.trace_id or 'result'}.png"
+        try:
+            self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=name,
+                                        title="Chart of this answer", content=chart.png,
+                                        alt_txt=chart.alt)
+        except SlackClientError:
+            log.exception("chart upload failed for %s", result.trace_id)
 
     # ------------------------------------------------------------- Slack bits
 

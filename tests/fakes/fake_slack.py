@@ -44,6 +44,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[str, list[dict]] = {}  # channel -> messages, in post order
         self.uploads: dict[str, bytes] = {}  # file_id -> uploaded bytes
+        self.alt_texts: dict[str, str | None] = {}  # file_id -> alt_txt given for it
         self.files: dict[str, dict] = {}  # file_id -> completed file (title, channel, thread)
         self.users: dict[str, dict] = {}
         self.home_views: dict[str, dict] = {}  # user -> the Home tab view last published
@@ -320,6 +321,7 @@ def _upload_url(s: FakeSlack, a: dict) -> dict:
         return {"ok": False, "error": "invalid_arguments"}
     file_id = f"F{next(s._ids):08d}"
     s.uploads[file_id] = b""
+    s.alt_texts[file_id] = a.get("alt_txt")
     return {"ok": True, "file_id": file_id, "upload_url": f"{s.base_url}/upload/{file_id}"}
 
 
@@ -330,7 +332,8 @@ def _complete_upload(s: FakeSlack, a: dict) -> dict:
         if f.get("id") not in s.uploads:
             return {"ok": False, "error": "file_not_found"}
         record = {"id": f["id"], "title": f.get("title"), "channel": a.get("channel_id"),
-                  "thread_ts": a.get("thread_ts"), "content": s.uploads[f["id"]]}
+                  "thread_ts": a.get("thread_ts"), "content": s.uploads[f["id"]],
+                  "alt_txt": s.alt_texts.get(f["id"])}
         s.files[f["id"]] = record
         done.append({"id": f["id"], "title": f.get("title")})
     return {"ok": True, "files": done}
