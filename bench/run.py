@@ -256,15 +256,16 @@ def _render_scale(r: dict[str, Any]) -> list[str]:
 
 def _render_slack(r: dict[str, Any]) -> list[str]:
     out = [_row("workers", "ack p50 ms", "ack p99 ms", "ack max ms", "retry ack p99 ms",
-                "one ack alone ms", "answered", "exactly once", "placeholders", "LLM calls",
-                "total s", "ideal s", "1 worker would take s"),
+                "one ack alone ms", "answered", "exactly once", "placeholders", "streams",
+                "LLM calls", "total s", "ideal s", "1 worker would take s"),
            _row("--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:",
-                "--:", "--:")]
+                "--:", "--:", "--:")]
     for x in r["runs"]:
         out.append(_row(x["workers"], x["ack_ms"]["p50"], x["ack_ms"]["p99"], x["ack_ms"]["max"],
                         x["retry_ack_p99_ms"], x.get("one_at_a_time_ack_ms_p50", "–"),
                         x["answered"], x["answered_exactly_once"],
-                        x["placeholders_posted"], x["llm_calls"], x["total_s"],
+                        x["placeholders_posted"], x.get("streams_started", "–"),
+                        x["llm_calls"], x["total_s"],
                         x["ideal_with_pool_s"], x["one_worker_would_take_s"]))
     out += ["", (f"{r['mentions']} signed `app_mention` events POSTed at once (then all "
             f"re-delivered once with `X-Slack-Retry-Num: 1`), fake LLM {r['llm_seconds_per_call']}"

@@ -1,6 +1,6 @@
 """Slack load benchmark: N mentions at once over signed HTTP while the fake LLM is slow.
 
-    python -m bench.slack_load [--mentions 100] [--llm-seconds 2] [--workers 8,32]
+    python -m bench.slack_load [--mentions 100] [--llm-seconds 2] [--workers 8,32] [--no-stream]
 
 Everything real except the outside world: the app on a local port, the core, DuckDB (the
 sample warehouse) and SQLite, the openai client against tests/fakes/fake_openai.py (in a
@@ -39,24 +39,26 @@ _percentile = percentile
 
 
 def run(mentions: int, llm_seconds: float, workers: int, scale: float = 1.0,
-        attack: bool = False) -> dict:
-    """`attack`: 200 idle connections and 4 oversized bodies held against the app meanwhile."""
+        attack: bool = False, stream: bool = True) -> dict:
+    """`attack`: 200 idle connections and 4 oversized bodies held against the app meanwhile.
+    `stream`: answers streamed (the default) or posted, then updated."""
     db, _ = warehouse(scale)
     with scratch() as work, gold_process(llm_seconds, fixed=(SQL, ANSWER)) as llm:
-        result = _run(mentions, llm_seconds, workers, db, work, llm.base_url, attack)
+        result = _run(mentions, llm_seconds, workers, db, work, llm.base_url, attack, stream)
     result["llm_calls"] = llm.requests  # counted by the fake, known once it has stopped
     result["llm_calls_expected"] = 2 * mentions
     return result
 
 
 def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
-         llm_url: str, attack: bool = False) -> dict:
+         llm_url: str, attack: bool = False, stream: bool = True) -> dict:
     with FakeSlack() as slack:
         config = Config(openai_api_key="sk-bench", openai_base_url=llm_url,
                         db_path=str(db), state_path=str(work / "state.sqlite3"),
                         slack_bot_token=slack.token, slack_signing_secret=SECRET,
                         slack_api_url=slack.api_url, port=0, workers=workers,
-                        limits=Limits(llm_retries=0, llm_timeout_s=llm_seconds + 30))
+                        limits=Limits(llm_retries=0, llm_timeout_s=llm_seconds + 30),
+                        slack_stream=stream)
         deps = build_deps(config)
         app, dispatcher = create_app(config, deps)
         server = HttpServer(app, host="127.0.0.1", port=0, signing_secret=SECRET,
@@ -66,9 +68,12 @@ def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
                     for i in range(mentions)]
         roots = {p["event"]["ts"] for p in payloads}
 
+        def finished(m: dict) -> bool:  # an answer: not a placeholder, not still streaming
+            return not m["text"].startswith(":hourglass") and not m.get("streaming")
+
         def answered() -> set[str]:
             return {m.get("thread_ts") for m in slack.messages.get(CHANNEL, [])
-                    if m.get("thread_ts") in roots and not m["text"].startswith(":hourglass")}
+                    if m.get("thread_ts") in roots and finished(m)}
 
         attacker = None
         if attack:  # from another process too; waits until its connections are open
@@ -98,21 +103,23 @@ def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
         dispatcher.shutdown()
 
         acks = [ms for _, ms in first]
-        per_thread: dict[str, int] = {}
-        for call in slack.calls_to("chat.update"):
-            per_thread[call.args["ts"]] = per_thread.get(call.args["ts"], 0) + 1
-        posts = slack.calls_to("chat.postMessage")
-        # exactly once: one message in the thread (the placeholder), updated once, to an answer
+        posts = [c for c in slack.calls_to("chat.postMessage")
+                 if c.args.get("text", "").startswith(":hourglass")]
+        streams: dict[str, int] = {}
+        for call in slack.calls_to("chat.startStream"):
+            streams[call.args["thread_ts"]] = streams.get(call.args["thread_ts"], 0) + 1
+        # exactly once: one message in the thread, finished (streamed, or a placeholder
+        # replaced), from at most one stream
         by_root: dict[str, list[dict]] = {}
         for m in slack.messages.get(CHANNEL, []):
             if m.get("thread_ts") in roots:
                 by_root.setdefault(m["thread_ts"], []).append(m)
-        exactly_once = sum(1 for msgs in by_root.values()
-                           if len(msgs) == 1 and per_thread.get(msgs[0]["ts"]) == 1
-                           and not msgs[0]["text"].startswith(":hourglass"))
+        exactly_once = sum(1 for root, msgs in by_root.items()
+                           if len(msgs) == 1 and finished(msgs[0]) and streams.get(root, 0) <= 1)
         turn_s = 2 * llm_seconds
         return {
             "mentions": mentions,
+            "streaming": stream,
             "llm_seconds_per_call": llm_seconds,
             "workers": workers,
             "ack_ms": {"p50": round(statistics.median(acks), 1),
@@ -124,8 +131,11 @@ def _run(mentions: int, llm_seconds: float, workers: int, db: Path, work: Path,
             "one_at_a_time_ack_ms_p50": round(statistics.median([ms for _, ms in serial]), 2),
             "answered": len(answered()),
             "placeholders_posted": len(posts),
+            "streams_started": sum(streams.values()),
+            "status_calls": len(slack.calls_to("assistant.threads.setStatus")),
             "answered_exactly_once": exactly_once,
-            "answered_twice": sum(1 for n in per_thread.values() if n > 1),
+            "answered_twice": sum(1 for msgs in by_root.values() if len(msgs) > 1)
+            + sum(1 for n in streams.values() if n > 1),
             "total_s": round(total, 2),
             "one_worker_would_take_s": round(mentions * turn_s, 1),
             "ideal_with_pool_s": round(-(-mentions // workers) * turn_s, 1),
@@ -296,8 +306,7 @@ def ok(result: dict) -> bool:
     """The targets: acknowledgement p99 <= 100 ms, every mention answered exactly once."""
     n = result["mentions"]
     return (result["ack_ms"]["p99"] <= 100 and result["answered"] == n
-            and result["answered_exactly_once"] == n and result["answered_twice"] == 0
-            and result["placeholders_posted"] == n)
+            and result["answered_exactly_once"] == n and result["answered_twice"] == 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--attack", action="store_true",
                         help="hold 200 idle connections and 4 oversized bodies meanwhile")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="post-and-update instead of streaming (FUNDBOT_SLACK_STREAM=0)")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # the load generator's own run
     parser.add_argument("--attacker", type=int, help=argparse.SUPPRESS)  # the attack's own run
     args = parser.parse_args(argv)
@@ -317,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.attacker:
         _attacker(args.attacker)
         return 0
-    results = [run(args.mentions, args.llm_seconds, int(w), args.scale, args.attack)
+    results = [run(args.mentions, args.llm_seconds, int(w), args.scale, args.attack,
+                   stream=not args.no_stream)
                for w in args.workers.split(",") if w.strip()]
     print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     return 0 if all(ok(r) for r in results) else 1

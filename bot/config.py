@@ -52,6 +52,9 @@ class Config:
     mcp_token: str = ""  # FUNDBOT_MCP_TOKEN: a token, or name:token pairs (bot/mcp_server.py)
     mcp_rate: str = "60/minute"  # FUNDBOT_MCP_RATE: tool calls per MCP client
     chart_dir: str = "data/charts"  # FUNDBOT_CHART_DIR: where `fundbot chat` saves charts
+    allowed_bots: set[str] = field(default_factory=set)  # bot/app ids whose events we answer
+    allow_external: bool = False  # answer Slack Connect guests from other organisations
+    slack_stream: bool = True  # stream answers (chat.startStream); off: post, then update
     reviewers: set[str] = field(default_factory=set)  # FUNDBOT_REVIEWERS: Slack user ids
 
     @property
@@ -159,5 +162,20 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         mcp_token=get("FUNDBOT_MCP_TOKEN"),
         mcp_rate=get("FUNDBOT_MCP_RATE", "60/minute"),
         chart_dir=get("FUNDBOT_CHART_DIR", "data/charts"),
+        allowed_bots=_csv(get("FUNDBOT_ALLOWED_BOTS")),
+        allow_external=_flag("FUNDBOT_ALLOW_EXTERNAL", get, False),
+        slack_stream=_flag("FUNDBOT_SLACK_STREAM", get, True),
         reviewers=_csv(get("FUNDBOT_REVIEWERS")),
     )
+
+
+def _flag(name: str, get, default: bool) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off; empty keeps the default."""
+    raw = (get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on or off (1/0, true/false), not {raw!r}")

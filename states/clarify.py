@@ -23,6 +23,7 @@ def run(ctx: TurnContext) -> str | None:
         rounds=(previous.rounds + 1) if previous else 1, kind=ctx.clarify_kind,
         mention=ctx.clarify_mention, facts=list(ctx.facts),
         settled=dict(previous.settled) if previous else {},
+        asker=previous.asker if previous else ctx.user,
     )
     ctx.conv.status = "clarify"
     return None  # the thread waits for the user

@@ -11,6 +11,7 @@ import enum
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -165,16 +166,18 @@ def _now() -> str:
 
 
 def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None,
-             trace_id: str | None = None) -> TurnResult:
+             trace_id: str | None = None,
+             progress: Callable[[str], None] | None = None) -> TurnResult:
     """Answer one message in a thread. Never raises for bad input or outside faults.
 
     The store's turn lock (when it has one) holds the thread from load to final save, so two
     workers or processes never interleave one thread's turns. `trace_id` names the turn's
-    trace (the Slack inbox passes one derived from the event, to recognise a finished turn)."""
+    trace (the Slack inbox passes one derived from the event, to recognise a finished turn).
+    `progress`, if given, is told each state's name as the state starts (Slack shows them)."""
     lock = getattr(deps.store, "turn_lock", None)
     try:
         with lock(thread_id) if lock is not None else nullcontext():
-            return _run_turn(deps, thread_id, text, user, trace_id)
+            return _run_turn(deps, thread_id, text, user, trace_id, progress)
     except StoreError as err:  # the store is unusable: say so in one line, answer nothing
         log.error("%s", err.message)
         return TurnResult(thread_id=thread_id, state="failed", error_kind="store",
@@ -183,7 +186,8 @@ def run_turn(deps: Deps, thread_id: str, text: str, user: str | None = None,
 
 
 def _run_turn(deps: Deps, thread_id: str, text: str, user: str | None,
-              trace_id: str | None) -> TurnResult:
+              trace_id: str | None,
+              progress: Callable[[str], None] | None = None) -> TurnResult:
     t_start = time.perf_counter()
     conv = deps.store.load(thread_id)
     load_ms = (time.perf_counter() - t_start) * 1000
@@ -199,7 +203,7 @@ def _run_turn(deps: Deps, thread_id: str, text: str, user: str | None,
     flow = Flow(ctx)
     build_machine(flow, S.CLARIFY if resuming else S.UNDERSTAND)
     try:
-        _drive(flow)
+        _drive(flow, progress)
     except Exception as exc:  # a bug must not leave the thread stuck
         ctx.fail("internal", "Something went wrong on my side while answering. "
                  "Please ask again; if it keeps happening, tell the fundbot maintainers "
@@ -212,10 +216,12 @@ def _run_turn(deps: Deps, thread_id: str, text: str, user: str | None,
     return result
 
 
-def _drive(flow: Flow) -> None:
+def _drive(flow: Flow, progress: Callable[[str], None] | None = None) -> None:
     ctx = flow.ctx
     while S(flow.state) not in TERMINAL:
         state = S(flow.state)
+        if progress is not None:
+            progress(state.value)
         t0 = time.perf_counter()
         event = HANDLERS[state](ctx)
         ms = (time.perf_counter() - t0) * 1000

@@ -161,6 +161,7 @@ class Pending:
     mention: str = ""  # for entity clarifications: the ambiguous words
     facts: list[str] = field(default_factory=list)  # answers gathered so far
     settled: dict[str, str] = field(default_factory=dict)  # ambiguous mention -> chosen value
+    asker: str | None = None  # who asked (a front end's user id): only they may answer by text
 
 
 @dataclass

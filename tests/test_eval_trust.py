@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -256,7 +257,9 @@ def test_db_init_seed_builds_a_valid_variant_of_the_same_firm(sample_db, tmp_pat
     path = tmp_path / "v.duckdb"
     assert bot_cli.main(["db", "init", "--path", str(path), "--seed", "7"]) == 0
     assert "built" in capsys.readouterr().out
-    a, b = duckdb.connect(sample_db, read_only=True), duckdb.connect(str(path), read_only=True)
+    sample = tmp_path / "sample.duckdb"  # a copy: the session's warehouses hold the original
+    shutil.copyfile(sample_db, sample)  # open with the sandbox's settings, which DuckDB pins
+    a, b = duckdb.connect(str(sample), read_only=True), duckdb.connect(str(path), read_only=True)
     try:
         names = "SELECT company_id, company_name, sector FROM companies ORDER BY 1"
         assert a.execute(names).fetchall() == b.execute(names).fetchall()

@@ -114,9 +114,9 @@ class Bot:
         return payload["event"], delivery
 
     def answers(self, channel: str, thread_ts: str) -> list[dict]:
-        """Bot messages in the thread that are no longer placeholders."""
+        """Bot messages in the thread that are finished: not placeholders, not still streaming."""
         return [m for m in self.slack.bot_replies(channel, thread_ts)
-                if not m["text"].startswith(":hourglass")]
+                if not m["text"].startswith(":hourglass") and not m.get("streaming")]
 
     def wait_answers(self, channel: str, thread_ts: str, n: int = 1,
                      timeout: float = 15.0) -> list[dict]:
@@ -184,7 +184,9 @@ def test_mention_gets_a_threaded_answer(bot: Bot):
     event, delivery = bot.mention("how many companies are in the portfolio?")
     assert delivery.seconds < 1.0  # acknowledged at once; the work happens later
 
-    answer = bot.wait_answers(CHANNEL, event["ts"])[0]
+    bot.wait_answers(CHANNEL, event["ts"])
+    bot.settle()  # the table follows the streamed text
+    answer = bot.answers(CHANNEL, event["ts"])[0]
     assert answer["thread_ts"] == event["ts"]
     assert _block_types(answer) == ["markdown", "context", "section", "context_actions"]
     assert answer["blocks"][0]["text"] == "We have 120 portfolio companies."
@@ -197,13 +199,18 @@ def test_mention_gets_a_threaded_answer(bot: Bot):
     assert SQL_COUNT in answer["blocks"][2]["text"]["text"]
     table = answer["attachments"][0]["blocks"][0]
     assert table["rows"] == [[{"type": "raw_text", "text": "companies"}],
-                             [{"type": "raw_text", "text": "120"}]]
+                             [{"type": "raw_number", "value": 120, "text": "120"}]]
 
-    # The placeholder was posted in the thread and then replaced (one message, updated).
-    posts = bot.slack.calls_to("chat.postMessage")
-    assert len(posts) == 1 and posts[0].args["thread_ts"] == event["ts"]
-    assert "Working on it" in posts[0].args["text"]
-    assert bot.slack.calls_to("chat.update")[0].args["ts"] == answer["ts"]
+    # No placeholder: the thread showed a status, then the answer was streamed into it with
+    # the machine's steps as task cards.
+    assert bot.slack.calls_to("chat.postMessage") == []
+    status = bot.slack.calls_to("assistant.threads.setStatus")[0]
+    assert (status.args["channel_id"], status.args["thread_ts"]) == (CHANNEL, event["ts"])
+    (start,) = bot.slack.calls_to("chat.startStream")
+    assert start.args["recipient_user_id"] == ALICE and start.args["thread_ts"] == event["ts"]
+    assert [t for t, status in answer["task_log"] if status == "in_progress"] == [
+        "understand", "execute", "interpret", "verify"]
+    assert all(t["status"] == "complete" for t in answer["tasks"].values())
     assert bot.slack.calls_to("auth.test")  # the app learned who it is at start
 
     # The question reached the core without the mention, and the thread remembers it.
@@ -215,7 +222,9 @@ def test_mention_gets_a_threaded_answer(bot: Bot):
 def test_large_result_is_attached_as_csv_in_the_thread(bot: Bot):
     bot.script.add("list companies", SQL_MANY, "Here are the first 15 companies.")
     event, _ = bot.mention("list companies alphabetically")
-    answer = bot.wait_answers(CHANNEL, event["ts"])[0]
+    bot.wait_answers(CHANNEL, event["ts"])
+    bot.settle()
+    answer = bot.answers(CHANNEL, event["ts"])[0]
     table = answer["attachments"][0]["blocks"][0]
     assert len(table["rows"]) == 1 + 10
     assert "Showing 10 of 15 rows" in _all_text(answer)
@@ -400,7 +409,7 @@ def test_same_event_three_times_gets_one_answer(bot: Bot):
     bot.wait_answers(CHANNEL, payload["event"]["ts"])
     bot.settle()
     assert len(bot.answers(CHANNEL, payload["event"]["ts"])) == 1
-    assert len(bot.slack.calls_to("chat.postMessage")) == 1
+    assert len(bot.slack.calls_to("chat.startStream")) == 1
     assert [p for p, _ in bot.script.seen] == ["understand", "interpret"]
 
 
@@ -415,7 +424,7 @@ def test_retry_after_restart_is_not_answered_again(make_bot):
     second = make_bot()
     assert second.sender.post(payload, retry_num=1).status == 200
     second.settle()
-    assert len(second.slack.calls_to("chat.postMessage")) == 1
+    assert len(second.slack.calls_to("chat.startStream")) == 1
     assert len(second.script.seen) == 2
 
 
@@ -426,7 +435,7 @@ def test_two_messages_in_one_thread_are_answered_in_order(bot: Bot):
     root = event["ts"]
     # The second arrives while the first is still with the (slow) model.
     bot.mention("second: list them", thread_ts=root)
-    answers = bot.wait_answers(CHANNEL, root, n=2)
+    bot.wait_answers(CHANNEL, root, n=2)
     bot.settle()
     texts = [a["blocks"][0]["text"] for a in bot.answers(CHANNEL, root)]
     assert texts == ["Answer to the first.", "Answer to the second."]
@@ -435,11 +444,11 @@ def test_two_messages_in_one_thread_are_answered_in_order(bot: Bot):
         "understand:first", "interpret:Question", "understand:second", "interpret:Question"]
     interprets = [q for p, q in bot.script.seen if p == "interpret"]
     assert "first" in interprets[0] and "second" in interprets[1]
-    # The second placeholder told the user it was queued.
-    posts = [c.args["text"] for c in bot.slack.calls_to("chat.postMessage")]
-    assert any("Queued" in t for t in posts)
-    updates = [c.args["ts"] for c in bot.slack.calls_to("chat.update")]
-    assert updates == [answers[0]["ts"], answers[1]["ts"]]
+    # Each answer is its own stream, the second started after the first stopped.
+    streams = [c.args["thread_ts"] for c in bot.slack.calls_to("chat.startStream")]
+    assert streams == [root, root]
+    methods = [m for m in bot.slack.methods() if m in ("chat.startStream", "chat.stopStream")]
+    assert methods == ["chat.startStream", "chat.stopStream"] * 2
 
 
 def test_different_threads_run_in_parallel(bot: Bot):
@@ -569,7 +578,7 @@ def test_socket_mode_skips_signatures_and_answers(make_bot):
     retry = BoltRequest(body=payload, mode="socket_mode", headers={"x-slack-retry-num": "1"})
     assert bot.app.dispatch(retry).status == 200
     bot.settle()
-    assert len(bot.slack.calls_to("chat.postMessage")) == 1
+    assert len(bot.slack.calls_to("chat.startStream")) == 1
 
 
 def test_health_endpoint(bot: Bot):
@@ -589,4 +598,28 @@ def test_manifest_subscribes_to_what_the_app_handles():
     assert {"app_mentions:read", "chat:write", "im:history", "channels:history",
             "assistant:write", "files:write"} <= scopes
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
-    assert "assistant_view" in manifest["features"]
+    assert "agent_view" in manifest["features"]
+
+
+SQL_BY_FUND = ("SELECT f.fund_name, SUM(i.amount_usd) AS invested FROM investments i "
+               "JOIN funds f USING (fund_id) GROUP BY 1")
+
+
+def test_a_result_that_reads_better_as_a_picture_gets_its_chart_in_the_thread(bot: Bot):
+    bot.script.add("each fund", SQL_BY_FUND, "Here is what each fund has invested.")
+    event, _ = bot.mention("how much has each fund invested?")
+    bot.wait_answers(CHANNEL, event["ts"])
+    complete = bot.slack.wait_calls("files.completeUploadExternal")[0]
+    assert complete.args["channel_id"] == CHANNEL and complete.args["thread_ts"] == event["ts"]
+    (record,) = bot.slack.files.values()
+    assert record["content"].startswith(b"\x89PNG\r\n\x1a\n") and len(record["content"]) > 10_000
+    assert record["alt_txt"].startswith("Horizontal bar chart of Invested by Fund name")
+    assert "8 bars" in record["alt_txt"]
+
+
+def test_a_one_number_answer_gets_no_chart(bot: Bot):
+    bot.script.add("how many companies", SQL_COUNT, "We hold 400 companies.")
+    event, _ = bot.mention("how many companies are in the portfolio?")
+    bot.wait_answers(CHANNEL, event["ts"])
+    bot.settle()
+    assert "files.getUploadURLExternal" not in bot.slack.methods() and not bot.slack.files

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from bot.slack import render
+from bot.slack import render, safety
 from states.ports import TurnResult
 
 
@@ -43,7 +43,8 @@ def test_answer_has_text_context_sql_table_and_feedback():
     table = msg["attachments"][0]["blocks"][0]
     assert table["type"] == "table"
     assert table["rows"] == [[{"type": "raw_text", "text": "total"}],
-                             [{"type": "raw_text", "text": "35,000,000"}]]
+                             [{"type": "raw_number", "value": 35000000,
+                               "text": "35,000,000"}]]
     assert table["column_settings"] == [{"align": "right"}]
     assert msg["text"].startswith("We invested")
 
@@ -62,7 +63,7 @@ def test_large_result_shows_ten_rows_and_points_to_csv():
     table = msg["attachments"][0]["blocks"][0]
     assert len(table["rows"]) == 1 + render.TABLE_ROWS
     assert table["rows"][1] == [{"type": "raw_text", "text": "Company 0"},
-                                {"type": "raw_text", "text": "0"}]
+                                {"type": "raw_number", "value": 0.0, "text": "0"}]
     notes = [b["elements"][0]["text"] for b in msg["blocks"] if b["type"] == "context"]
     assert any("Showing 10 of 25 rows" in n and "CSV" in n for n in notes)
     assert "25 rows" in notes[0]
@@ -120,7 +121,9 @@ def test_clarification_buttons_carry_the_option():
     buttons = msg["blocks"][1]["elements"]
     assert [b["action_id"] for b in buttons] == ["clarify_0", "clarify_1"]
     assert [b["text"]["text"] for b in buttons] == ["Adam Brooks", "Adam Levin"]
-    assert [render.clarify_option(b["value"]) for b in buttons] == ["Adam Brooks", "Adam Levin"]
+    # The value holds the index and a fingerprint; the option stays in the thread's state.
+    assert [render.clarify_choice(b["value"]) for b in buttons] == [
+        (0, render.option_fingerprint("Adam Brooks")), (1, render.option_fingerprint("Adam Levin"))]
     assert "reply in this thread" in msg["blocks"][2]["elements"][0]["text"]
 
 
@@ -130,11 +133,12 @@ def test_clarification_without_options_asks_for_a_reply():
     assert _types(msg) == ["markdown", "context"]
 
 
-def test_long_option_label_is_cut_but_value_is_whole():
-    option = "A" * 100
-    button = render.clarify_button(0, option)
+def test_long_option_label_is_cut_and_value_stays_small():
+    option = "A" * 5000  # far past a button value's 2,000 characters
+    button = render.clarify_button(3, option)
     assert len(button["text"]["text"]) == render.BUTTON_CHARS
-    assert render.clarify_option(button["value"]) == option
+    assert len(button["value"]) < 40
+    assert render.clarify_choice(button["value"]) == (3, render.option_fingerprint(option))
 
 
 def test_choice_made_replaces_buttons_with_the_choice():
@@ -142,7 +146,9 @@ def test_choice_made_replaces_buttons_with_the_choice():
                                           options=["A & B", "C"]))
     blocks = render.choice_made(msg["blocks"], "U1", "A & B")
     assert [b["type"] for b in blocks] == ["markdown", "context"]
-    assert blocks[-1]["elements"][0]["text"] == "<@U1> chose *A &amp; B*"
+    # Built raw; the seal escapes the option and keeps our own mention of the clicker live.
+    sealed = safety.seal("chat.update", {"blocks": blocks})["blocks"]
+    assert sealed[-1]["elements"][0]["text"] == "<@U1> chose *A &amp; B*"
 
 
 def test_failure_is_short_with_ref_and_feedback():

@@ -117,6 +117,10 @@ def test_review_request_keeps_user_text_inert():
 
     q = VerifiedQuery(id=7, question="<!channel> how much in <https://x.test|Mimo>?",
                       sql="SELECT 1", slots=[Slot("company", "A <b> & Co", swappable=True)])
-    text = json.dumps(render.review_request(q, proposed_by="U1"))
+    from bot.slack.safety import seal
+
+    sent = seal("chat.postMessage", {"channel": "U9", **render.review_request(q, "U1")})
+    text = json.dumps(sent)
     assert "<!channel>" not in text and "<https://x.test" not in text and "A <b>" not in text
+    assert "<@U1>" in text  # our own mention of the proposer stays live
     assert "verified_verify" in text and "verified_retire" in text

@@ -10,14 +10,15 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvicorn
 from slack_bolt import App
+from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -27,6 +28,7 @@ from bot.slack.dedupe import Claims
 from bot.slack.inbox import HEADER, Inbox, InboxItem, attach, inbox_of
 from bot.slack.listeners import register
 from bot.slack.responder import Responder
+from bot.slack.safety import SealedClient
 from bot.slack.worker import Dispatcher, Quiet
 from states.machine import Deps
 from states.ports import StoreError
@@ -46,7 +48,9 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     `config` is bot.config.Config (slack_* fields, allowed_users/channels, workers).
     Calls auth.test once to learn the bot's own user id.
     """
-    client = WebClient(token=config.slack_bot_token, base_url=_api_url(config.slack_api_url))
+    # Every Web API call goes through the seal (bot.slack.safety): escaping in one place.
+    client = SealedClient(token=config.slack_bot_token,
+                          base_url=_api_url(config.slack_api_url))
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     socket_mode = bool(config.slack_app_token)
     app = App(
@@ -66,9 +70,13 @@ def create_app(config: Any, deps: Deps) -> tuple[App, Dispatcher]:
     if hasattr(deps.store, "inbox_put"):  # the durable inbox (bot/slack/inbox.py)
         inbox = Inbox(deps.store, lease_s=getattr(config, "inbox_lease_s", 30.0),
                       capacity=config.workers, quiet=dispatcher.quiet)
-    responder = Responder(deps, client, dispatcher, claims, inbox)
+    responder = Responder(deps, client, dispatcher, claims, inbox,
+                          streaming=getattr(config, "slack_stream", True))
+    app.use(_Sealed(client))  # Bolt's per-request client, and say/say_stream/set_status with it
     app.use(_deduplicate(claims, inbox))  # before the assistant middleware: it sees everything
     register(app, responder, Access.of(config.allowed_users, config.allowed_channels,
+                                       getattr(config, "allowed_bots", None),
+                                       getattr(config, "allow_external", False),
                                        getattr(config, "reviewers", None)))
     if inbox is not None:
         inbox.dispatch = lambda item: _redispatch(app, inbox, item)
@@ -84,6 +92,22 @@ def _redispatch(app: App, inbox: Inbox, item: InboxItem) -> None:
     when it arrived; mode socket_mode tells Bolt not to check it again (it may be minutes old)."""
     app.dispatch(BoltRequest(body=json.loads(item.body), mode="socket_mode",
                              headers={HEADER: inbox.token}))
+
+
+class _Sealed(Middleware):
+    """Bolt builds a plain WebClient for every request; listeners and Bolt's helpers get the
+    app's sealed one instead, so everything they post passes the seal too. A class, not a
+    function: Bolt calls it without building keyword arguments (the ack path stays short)."""
+
+    def __init__(self, client: SealedClient):
+        self.client = client
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse,
+                next: Callable[[], BoltResponse]) -> BoltResponse | None:  # noqa: A002
+        req.context["client"] = self.client
+        for helper in ("say", "complete", "fail"):  # if built already, built on the plain one
+            req.context.pop(helper, None)
+        return next()
 
 
 def _deduplicate(claims: Claims, inbox: Inbox | None = None):

@@ -3,16 +3,23 @@
 A message is a dict of `chat.postMessage` / `chat.update` keyword arguments: `text` (the
 notification and screen-reader fallback), `blocks`, and `attachments` (Slack renders a table
 block only from a message's attachments, one table per message).
+
+Builders here put text in as it came (from users, the model, the data): escaping happens in
+one place, `bot.slack.safety.seal`, which every outgoing Web API call passes through. A live
+mention or link of our own is written with `safety.mention` / `safety.link`.
 """
 
 from __future__ import annotations
 
 import csv
 import decimal
+import hashlib
 import io
 import json
+import math
 from typing import Any
 
+from bot.slack.safety import link, mention
 from states.ports import TurnResult, VerifiedQuery
 from states.prompts import fmt_value
 from states.verify import MARKS
@@ -24,6 +31,8 @@ MARKDOWN_CHARS = 12000  # Slack's markdown block limit
 BUTTON_CHARS = 75
 MAX_BUTTONS = 10
 FALLBACK_CHARS = 300
+CELL_CHARS = 200  # one table cell; longer values are cut (the CSV has them whole)
+TABLE_CHARS = 10_000  # Slack's limit across all cells of a message's tables
 
 CLARIFY_ACTION = "clarify"  # action ids are clarify_0, clarify_1, ... (unique per block)
 FEEDBACK_ACTION = "feedback"
@@ -87,6 +96,32 @@ def answer(result: TurnResult, seconds: float | None = None) -> Message:
     return message
 
 
+# The machine's states as Slack shows them while a streamed answer is being worked out.
+STEP_TITLES = {
+    "understand": "Understanding the question",
+    "clarify": "Asking back",
+    "execute": "Running the SQL",
+    "debug": "Repairing the SQL",
+    "interpret": "Writing the answer",
+    "verify": "Checking the figures against the data",
+}
+LOADING = ["Reading the question…", "Looking at the tables…", "Asking the warehouse…"]
+
+
+def task(state: str, status: str) -> dict:
+    """A task_update chunk for one step of the machine (status: in_progress, complete, error)."""
+    title = STEP_TITLES.get(state, state.replace("_", " ").capitalize())
+    return {"type": "task_update", "id": state, "title": title, "status": status}
+
+
+def for_stream(message: Message) -> tuple[str, list[dict], list[dict]]:
+    """(markdown text to stream, blocks to finish the stream with, attachments to add after)
+    for a message whose first block is its markdown text, as every result message is."""
+    blocks = list(message.get("blocks") or [])
+    text = blocks.pop(0)["text"] if blocks and blocks[0].get("type") == "markdown" else ""
+    return text or message.get("text", ""), blocks, list(message.get("attachments") or [])
+
+
 def context_line(result: TurnResult, seconds: float | None) -> str:
     parts = []
     if result.as_of:
@@ -115,9 +150,16 @@ def table_block(columns: list[str], rows: list[tuple]) -> dict | None:
         for i in range(len(cols))
     ]
     header = [_cell(c) for c in cols]
-    body = [[_cell(format_value(v)) for v in row] for row in shown]
+    rows, budget = [header], TABLE_CHARS - sum(len(c["text"]) for c in header)
+    for row in shown:
+        cells = [_number_cell(v) if num else _cell(format_value(v))
+                 for v, num in zip(row, numeric, strict=False)]
+        budget -= sum(len(c["text"]) for c in cells)
+        if budget < 0 and len(rows) > 1:
+            break  # the CSV in the thread has every row
+        rows.append(cells)
     settings = [{"align": "right"} if num else {"is_wrapped": True} for num in numeric]
-    return {"type": "table", "rows": [header, *body], "column_settings": settings}
+    return {"type": "table", "rows": rows, "column_settings": settings}
 
 
 def format_value(value: Any) -> str:
@@ -127,13 +169,24 @@ def format_value(value: Any) -> str:
 
 
 def rows_csv(columns: list[str], rows: list[tuple]) -> str:
-    """The whole result as CSV, values as they came from the database."""
+    """The whole result as CSV: numbers as they came, text safe to open in a spreadsheet."""
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(columns)
+    writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL)
+    writer.writerow([csv_cell(c) for c in columns])
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["" if v is None else csv_cell(v) for v in row])
     return out.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP "CSV Injection"
+
+
+def csv_cell(value: Any) -> Any:
+    """OWASP's CSV-injection defence: text a spreadsheet would run as a formula gets a leading
+    single quote (numbers stay numbers; a negative number is not text)."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def clarification(result: TurnResult) -> Message:
@@ -155,24 +208,31 @@ def clarification(result: TurnResult) -> Message:
 
 
 def clarify_button(index: int, option: str) -> dict:
+    """A button for one option. The option itself stays in the thread's saved state: the value
+    holds only its index and a fingerprint (options can be longer than a value's 2,000 chars)."""
     label = option if len(option) <= BUTTON_CHARS else option[: BUTTON_CHARS - 1] + "…"
     return {
         "type": "button",
         "action_id": f"{CLARIFY_ACTION}_{index}",
         "text": {"type": "plain_text", "text": label},
-        "value": json.dumps({"option": option})[:2000],
+        "value": f"{index}|{option_fingerprint(option)}",
     }
 
 
-def clarify_option(value: str) -> str:
-    """The option text carried by a clarification button's value."""
-    return str(json.loads(value)["option"])
+def option_fingerprint(option: str) -> str:
+    return hashlib.sha256(option.encode()).hexdigest()[:12]
+
+
+def clarify_choice(value: str) -> tuple[int, str]:
+    """(index, fingerprint) from a clarification button's value."""
+    index, _, fingerprint = value.partition("|")
+    return int(index), fingerprint
 
 
 def choice_made(blocks: list[dict], user: str, option: str) -> list[dict]:
     """The clarification message after a click: buttons replaced by who chose what."""
     kept = [b for b in blocks if b.get("type") not in ("actions", "context")]
-    return [*kept, _context(f"<@{user}> chose *{_escape(option)}*")]
+    return [*kept, _context(f"{mention(user)} chose *{option}*")]
 
 
 def failure(message: str, kind: str | None = None, trace_id: str = "") -> Message:
@@ -189,6 +249,28 @@ def failure(message: str, kind: str | None = None, trace_id: str = "") -> Messag
 def refusal() -> str:
     return ("Sorry, I can only answer questions from people and channels I've been set up "
             "for. Ask whoever runs fundbot to add you.")
+
+
+def external_refusal() -> str:
+    return ("Sorry, I only answer people from the fund's own Slack workspace, not guests from "
+            "other organisations in shared channels.")
+
+
+WAITING_FOR_ASKER = ("I'm waiting for an answer to my question in this thread from the person "
+                     "who asked. Pick one of the buttons, or ask me in a new thread.")
+FILES_NOTE = "I don't read attached files; I answered the text of your message."
+
+
+def plain(result: TurnResult) -> Message:
+    """The plain-text fallback when Slack refuses the rich message: the earlier blocks and
+    attachments (a placeholder's, say) are cleared, not kept."""
+    text = (result.answer or result.clarification or INTERNAL)[:SECTION_CHARS]
+    return {"text": text, "blocks": [], "attachments": []}
+
+
+def with_note(message: Message, note: str) -> Message:
+    """The message with a short context note at the end of its blocks."""
+    return {**message, "blocks": [*message.get("blocks", []), _context(note)]}
 
 
 def help_message() -> Message:
@@ -274,9 +356,9 @@ def feedback_modal(vote: str, trace_id: str) -> dict:
 
 def review_request(query: VerifiedQuery, proposed_by: str = "") -> Message:
     """A proposed verified query with Verify / Retire buttons, for a reviewer."""
-    who = f" (thumbs-up from <@{_escape(proposed_by)}>)" if proposed_by else ""
-    text = f"Proposed verified query #{query.id}{who}: {_escape(query.question)}"
-    swappable = ", ".join(f"{s.kind} {_escape(s.value)}" for s in query.slots if s.swappable)
+    who = f" (thumbs-up from {mention(proposed_by)})" if proposed_by else ""
+    text = f"Proposed verified query #{query.id}{who}: {query.question}"
+    swappable = ", ".join(f"{s.kind} {s.value}" for s in query.slots if s.swappable)
     blocks = [_section(text), _section("*SQL*\n" + _code(query.sql, SECTION_CHARS - 20))]
     if swappable:
         blocks.append(_context(f"Swappable names (the same question about another one is "
@@ -290,16 +372,16 @@ def review_request(query: VerifiedQuery, proposed_by: str = "") -> Message:
 def review_done(query: VerifiedQuery, user: str) -> Message:
     verb = "verified" if query.status == "verified" else "retired"
     text = (f"{VERIFIED if verb == 'verified' else ''} Verified query #{query.id} {verb} by "
-            f"<@{_escape(user)}>: {_escape(query.question)}").strip()
+            f"{mention(user)}: {query.question}").strip()
     return {"text": _fallback(text), "blocks": [_section(text)]}
 
 
 def review_dispute(question: str, comment: str, user: str, trace_id: str,
                    verified_query: int | None) -> Message:
     """A thumbs-down with a comment, for the reviewers: what was asked, what was wrong."""
-    text = f"{WARNING} <@{_escape(user)}> says an answer was wrong: {_escape(comment)}"
-    lines = [f"*Question:* {_escape(question)}",
-             f"Trace: `fundbot trace {_escape(trace_id)}`"]
+    text = f"{WARNING} {mention(user)} says an answer was wrong: {comment}"
+    lines = [f"*Question:* {question}",
+             f"Trace: `fundbot trace {trace_id}`"]
     if verified_query:
         lines.append(f"It came from verified query #{verified_query}, which is now flagged: "
                      f"review it with `fundbot verified show {verified_query}`.")
@@ -307,7 +389,7 @@ def review_dispute(question: str, comment: str, user: str, trace_id: str,
 
 
 def review_failed(reason: str) -> Message:
-    text = f"{WARNING} Not done: {_escape(reason)}"
+    text = f"{WARNING} Not done: {reason}"
     return {"text": _fallback(text), "blocks": [_section(text)]}
 
 
@@ -342,7 +424,20 @@ def _context(text: str) -> dict:
 
 
 def _cell(text: str) -> dict:
-    return {"type": "raw_text", "text": text or "–"}
+    text = text or "–"
+    if len(text) > CELL_CHARS:
+        text = text[: CELL_CHARS - 1] + "…"
+    return {"type": "raw_text", "text": text}
+
+
+def _number_cell(value: Any) -> dict:
+    """A raw_number cell (Slack sorts such a column numerically); text shows it formatted."""
+    if value is None or isinstance(value, bool):
+        return _cell(format_value(value))
+    number = float(value) if isinstance(value, decimal.Decimal) else value
+    if isinstance(number, float) and not math.isfinite(number):
+        return _cell(format_value(value))
+    return {"type": "raw_number", "value": number, "text": _cell(format_value(value))["text"]}
 
 
 def _code(sql: str, limit: int) -> str:
@@ -352,10 +447,61 @@ def _code(sql: str, limit: int) -> str:
     return f"```{body}```"
 
 
-def _escape(text: str) -> str:
-    # Slack mrkdwn needs only these three escaped.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fallback(text: str) -> str:
     return text if len(text) <= FALLBACK_CHARS else text[: FALLBACK_CHARS - 1] + "…"
+
+
+# -------------------------------------------------------------------- App Home
+
+# Example questions and the tables each needs: shown only when the warehouse has them.
+EXAMPLES = [
+    ({"companies", "valuations", "investments"},
+     "What are our ten largest positions by current value?"),
+    ({"investments"}, "How much did we invest in each of the last three years?"),
+    ({"investments", "general_partners"}, "Which partner led the most investments last year?"),
+    ({"exits"}, "Which exits returned the most?"),
+    ({"funds", "investments"}, "How much has each fund invested so far?"),
+]
+
+
+def examples(tables: list[str], limit: int = 4) -> list[str]:
+    """Questions that work on this warehouse: known ones whose tables exist, then one per
+    other table, named as the catalogue names it."""
+    have = {t.lower() for t in tables}
+    found = [q for needs, q in EXAMPLES if needs <= have]
+    for table in tables:
+        if len(found) >= limit:
+            break
+        if not any(table.lower() in needs for needs, _ in EXAMPLES):
+            found.append(f"What is in {table.replace('_', ' ')}, in a few numbers?")
+    return found[:limit]
+
+
+def home_view(tables: dict[str, str], as_of: str, recent: list[tuple[str, str]]) -> dict:
+    """The Home tab: what fundbot answers (tables and what they hold), example questions, the
+    data's date, and the user's recent questions as (question, link to its thread)."""
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "fundbot"}},
+        _section("I answer questions about the fund's portfolio in plain words: I write SQL "
+                 "over the fund's data, run it read-only, and answer in a thread with the SQL "
+                 "I ran. Mention me in a channel or message me here."),
+        _context(f"Data as of {as_of}" if as_of else "Data date unknown"),
+        {"type": "divider"},
+        _section("*What I know about*\n" + "\n".join(
+            f"• *{name}*" + (f": {_short(desc, 150)}" if desc else "")
+            for name, desc in tables.items())),
+        _section("*Try asking*\n" + "\n".join(f"• {q}" for q in examples(list(tables)))),
+    ]
+    if recent:  # our own links: `link` keeps them live through the seal
+        blocks.append(_section("*Your recent questions*\n" + "\n".join(
+            f"• {link(url, question[:150])}" if url else f"• {question[:150]}"
+            for question, url in recent)))
+    return {"type": "home", "blocks": blocks}
+
+
+def home_refusal() -> dict:
+    return {"type": "home", "blocks": [_section(refusal())]}

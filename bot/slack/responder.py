@@ -1,6 +1,11 @@
 """The bridge between Slack and the core: queue a question, show that it's working, call
 `run_turn`, and post what it returns. Listeners call `ask`/`choose` on the request thread;
 everything slow happens on the dispatcher's workers, one job at a time per thread.
+
+While a question waits, the thread shows Slack's assistant status (assistant.threads.setStatus,
+which works in channels with chat:write); the answer is streamed with the machine's steps as
+task cards (bot.slack.stream). Where either is unavailable it falls back to a placeholder
+message that the answer replaces, the same final content either way.
 """
 
 from __future__ import annotations
@@ -9,17 +14,21 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.chart import chart_for_result
 from bot.slack import render
 from bot.slack.dedupe import Claims
 from bot.slack.inbox import GAVE_UP, Inbox, InboxItem, result_from_json, thread_key, turn_trace_id
+from bot.slack.names import People
+from bot.slack.stream import AnswerStream
 from bot.slack.worker import Dispatcher, Overloaded
 from states.machine import Deps, run_turn
 from states.ports import TurnResult
@@ -30,6 +39,11 @@ WORKING_STATUS = "is looking into it…"
 PLACEHOLDER_WAIT_S = 30.0  # how long a turn waits for its placeholder before posting fresh
 TITLE_CHARS = 80
 SKIP = "skip"  # the placeholder step's answer when the event was already claimed
+STATUS = ""  # the placeholder step's answer when the assistant status shows instead
+RECENT = 5  # questions per user on the Home tab
+# Errors that say Slack will not take this content anywhere: try the plain fallback instead.
+REJECTED = frozenset({"invalid_blocks", "invalid_blocks_format", "invalid_attachments",
+                      "msg_too_long", "too_many_attachments", "invalid_arguments"})
 
 
 @dataclass(frozen=True)
@@ -38,10 +52,12 @@ class Ask:
 
     channel: str
     thread_ts: str  # the thread's root: event.thread_ts or event.ts
-    text: str
+    text: str  # as Slack sent it, minus the bot's own mention; made plain on the worker
     user: str | None
-    assistant: bool = False  # a DM thread: show status in the assistant panel if we can
+    assistant: bool = False  # a DM thread in the assistant panel: give it a title
     event_id: str | None = None  # claimed durably before anything is posted
+    team: str | None = None  # the asker's workspace (streams in channels need it)
+    files: bool = False  # the message carried files, which we do not read
 
     @property
     def thread_id(self) -> str:
@@ -56,8 +72,10 @@ class Choice:
     thread_ts: str
     message_ts: str  # the clarification message, to show the choice on it
     blocks: list
-    option: str
+    index: int  # which option: the options themselves stay in the thread's saved state
+    fingerprint: str  # render.option_fingerprint of the option the button showed
     user: str
+    team: str | None = None
 
 
 def thread_id(channel: str, thread_ts: str) -> str:
@@ -69,12 +87,17 @@ class Responder:
     """Runs the core for Slack messages and posts the results."""
 
     def __init__(self, deps: Deps, client: WebClient, dispatcher: Dispatcher, claims: Claims,
-                 inbox: Inbox | None = None):
+                 inbox: Inbox | None = None, streaming: bool = True):
         self.deps = deps
         self.inbox = inbox  # events from the durable inbox are finished through it
         self.client = client
         self.dispatcher = dispatcher
         self.claims = claims
+        self.streaming = streaming
+        self.people = People(client)
+        # Each user's latest questions for the Home tab: (question, channel, thread root).
+        self._recent: dict[str, deque[tuple[str, str, str]]] = {}
+        self._workspace_url: str | None = None
         # The latest placeholder step per thread: the next one waits for it, so placeholders,
         # and so the answers that replace them, appear in the order the questions came.
         self._tails: dict[str, Future] = {}
@@ -88,15 +111,17 @@ class Responder:
         The queued turn waits for the durable claim of its event, taken with the placeholder
         off this thread; a redelivery someone already answered stops there."""
         working: Future = Future()
+        queued = [False]  # set below, read by the job: was another question ahead of it?
         item = self.inbox.take(ask.event_id) if self.inbox else None
         try:
             ahead = self.dispatcher.submit(ask.thread_id,
-                                           lambda: self._answer(ask, working, item))
+                                           lambda: self._answer(ask, working, queued, item))
         except Overloaded:
             log.warning("overloaded; turning away a question in %s", ask.thread_id)
             self.once(ask.event_id, lambda: self._post(ask.channel, ask.thread_ts,
                                                        render.failure(render.OVERLOADED)))
             return
+        queued[0] = bool(ahead)
 
         with self._tails_lock:
             before = self._tails.get(ask.thread_id)
@@ -115,6 +140,35 @@ class Responder:
                 self.inbox.note(item.event_id, placeholder=ts)
             return ts
         self.dispatcher.ui(lambda: _settle(working, claim_and_show))
+
+    def home(self, user: str) -> dict:
+        """The Home tab for `user`: what we answer, examples, the data's date, their questions."""
+        catalog = getattr(self.deps.warehouse, "catalog", None)
+        tables = {doc.name: doc.description for doc in catalog.tables.values()} if catalog \
+            else {}
+        with self._tails_lock:
+            recent = list(reversed(self._recent.get(user, ())))
+        return render.home_view(tables, getattr(catalog, "as_of", ""),
+                                [(q, self._permalink(c, ts)) for q, c, ts in recent])
+
+    def _remember(self, ask: Ask) -> None:
+        if not ask.user:
+            return
+        with self._tails_lock:
+            mine = self._recent.setdefault(ask.user, deque(maxlen=RECENT))
+            for item in [i for i in mine if i[1:] == (ask.channel, ask.thread_ts)]:
+                mine.remove(item)  # one line per thread: its latest question
+            mine.append((ask.text, ask.channel, ask.thread_ts))
+
+    def _permalink(self, channel: str, ts: str) -> str | None:
+        if self._workspace_url is None:
+            try:
+                self._workspace_url = self.client.auth_test().get("url") or ""
+            except SlackClientError:
+                return None
+        if not self._workspace_url:
+            return None
+        return f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
     def _drop_tail(self, key: str, done: Future) -> None:
         with self._tails_lock:
@@ -158,10 +212,11 @@ class Responder:
                                                   render.failure(render.OVERLOADED)))
 
     def refuse(self, channel: str, thread_ts: str, user: str | None, dm: bool,
-               event_id: str | None = None) -> None:
+               event_id: str | None = None, text: str | None = None) -> None:
         """A polite no, seen only by the asker where Slack allows it."""
+        text = text or render.refusal()
+
         def post() -> None:
-            text = render.refusal()
             if dm or not user:
                 self._post(channel, thread_ts, {"text": text})
             else:
@@ -171,15 +226,17 @@ class Responder:
 
     # ---------------------------------------------------------- on the workers
 
-    def _answer(self, ask: Ask, working: Future, item: InboxItem | None = None) -> None:
+    def _answer(self, ask: Ask, working: Future, queued: list[bool],
+                item: InboxItem | None = None) -> None:
         if item is None:
-            return self._answer_once(ask, working, None)
+            return self._answer_once(ask, working, queued, None)
         try:
-            self._answer_once(ask, working, item)
+            self._answer_once(ask, working, queued, item)
         finally:
             self.inbox.done(item.event_id)
 
-    def _answer_once(self, ask: Ask, working: Future, item: InboxItem | None) -> None:
+    def _answer_once(self, ask: Ask, working: Future, queued: list[bool],
+                     item: InboxItem | None) -> None:
         try:
             placeholder = working.result(timeout=PLACEHOLDER_WAIT_S)
         except TimeoutError:  # the placeholder never came; post the answer fresh
@@ -189,19 +246,15 @@ class Responder:
             return
         if item is not None and not self.inbox.still_mine(item.event_id):
             return
+        # Slack's markup into words, other people's mentions into their names (users.info).
+        ask = replace(ask, text=self.people.plain(ask.text))
+        self._remember(ask)
         if ask.assistant:
             self._title_if_new(ask)
-        result = self._earlier_result(item)
-        if result is not None:  # an earlier attempt ran the turn: only deliver it
-            seconds = 0.0
-        else:
-            trace_id = turn_trace_id(item.event_id) if item else None
-            result, seconds = self._run(ask.thread_id, ask.text, ask.user, trace_id)
-            if item is not None:
-                self.inbox.note(item.event_id, result=result)
-        if item is not None and not self.inbox.still_mine(item.event_id):
-            return  # the new holder delivers the noted result into the same placeholder
-        self._deliver(ask.channel, ask.thread_ts, placeholder, result, seconds)
+        if placeholder == STATUS and queued[0]:
+            self._status(ask.channel, ask.thread_ts)  # the earlier answer cleared it
+        self._turn(ask.channel, ask.thread_ts, ask.text, ask.user, ask.team, placeholder,
+                   render.FILES_NOTE if ask.files else None, item)
 
     def _earlier_result(self, item: InboxItem | None) -> TurnResult | None:
         """What an earlier (interrupted) attempt at this event produced, if its turn ran."""
@@ -219,46 +272,73 @@ class Responder:
     def _chosen(self, choice: Choice) -> None:
         conv = self.deps.store.load(thread_id(choice.channel, choice.thread_ts))
         pending = conv.pending
-        if conv.status != "clarify" or pending is None or (
-                pending.options and choice.option not in pending.options):
+        options = pending.options if pending else []
+        option = options[choice.index] if 0 <= choice.index < len(options) else None
+        if (conv.status != "clarify" or option is None
+                or render.option_fingerprint(option) != choice.fingerprint):
             # An old button: its question was answered (by a typed reply or another click).
             self.client.chat_postEphemeral(channel=choice.channel, user=choice.user,
                                            thread_ts=choice.thread_ts, text=render.STALE_CHOICE)
             return
         try:
             self.client.chat_update(channel=choice.channel, ts=choice.message_ts,
-                                    text=f"Chose {choice.option}",
-                                    blocks=render.choice_made(choice.blocks, choice.user,
-                                                              choice.option))
+                                    text=f"Chose {option}",
+                                    blocks=render.choice_made(choice.blocks, choice.user, option))
         except SlackClientError:
             log.warning("could not mark the clarification as answered", exc_info=True)
-        placeholder = self._placeholder(choice.channel, choice.thread_ts, 0)
-        result, seconds = self._run(thread_id(choice.channel, choice.thread_ts), choice.option,
-                                    choice.user)
-        self._deliver(choice.channel, choice.thread_ts, placeholder, result, seconds)
+        placeholder = STATUS if self._status(choice.channel, choice.thread_ts) else \
+            self._placeholder(choice.channel, choice.thread_ts, 0)
+        self._turn(choice.channel, choice.thread_ts, option, choice.user, choice.team,
+                   placeholder)
 
-    def _run(self, key: str, text: str, user: str | None,
-             trace_id: str | None = None) -> tuple[TurnResult, float]:
+    def _turn(self, channel: str, thread_ts: str, text: str, user: str | None,
+              team: str | None, placeholder: str | None, note: str | None = None,
+              item: InboxItem | None = None) -> None:
+        """Run one turn, streaming its steps when the thread shows a status, and deliver it.
+        An inbox item whose earlier attempt already ran the turn only has it delivered."""
+        stream = None
+        result = self._earlier_result(item)
+        if result is not None:
+            seconds = 0.0
+        else:
+            if self.streaming and placeholder == STATUS:
+                stream = AnswerStream(self.client, channel, thread_ts, user, team)
+            trace_id = turn_trace_id(item.event_id) if item else None
+            result, seconds = self._run(thread_id(channel, thread_ts), text, user, trace_id,
+                                        stream.step if stream else None)
+            if item is not None:
+                self.inbox.note(item.event_id, result=result)
+        if item is not None and not self.inbox.still_mine(item.event_id):
+            return  # the new holder delivers the noted result
+        message = render.result_message(result, seconds)
+        if note:
+            message = render.with_note(message, note)
+        if stream is not None and stream.finish(message, failed=result.state == "failed"):
+            posted = True
+        else:
+            if stream is not None and stream.ts:
+                placeholder = stream.ts  # the stream broke off: its message takes the answer
+            posted = self._replace_or_post(channel, thread_ts, placeholder, message)
+        if not posted:
+            # Slack refused the rich message (say, a block it doesn't take): plain text still helps.
+            self._replace_or_post(channel, thread_ts, placeholder, render.plain(result))
+        if result.state == "answered" and (len(result.rows) > render.TABLE_ROWS
+                                           or result.truncated):
+            self._upload_csv(channel, thread_ts, result)
+        if result.state == "answered":
+            self._upload_chart(channel, thread_ts, result)
+
+    def _run(self, key: str, text: str, user: str | None, trace_id: str | None = None,
+             progress: Callable[[str], None] | None = None) -> tuple[TurnResult, float]:
         start = time.monotonic()
         try:
-            result = run_turn(self.deps, key, text, user=user, trace_id=trace_id)
+            result = run_turn(self.deps, key, text, user=user, trace_id=trace_id,
+                              progress=progress)
         except Exception:  # run_turn should not raise; if it does, the user still hears back
             log.exception("run_turn raised for %s", key)
             result = TurnResult(thread_id=key, state="failed", answer=render.INTERNAL,
                                 error_kind="internal")
         return result, time.monotonic() - start
-
-    def _deliver(self, channel: str, thread_ts: str, placeholder: str | None,
-                 result: TurnResult, seconds: float) -> None:
-        message = render.result_message(result, seconds)
-        posted = self._replace_or_post(channel, thread_ts, placeholder, message)
-        if not posted:
-            # Slack refused the rich message (say, a block it doesn't take): plain text still helps.
-            plain = {"text": (result.answer or result.clarification or render.INTERNAL)[:3000]}
-            self._replace_or_post(channel, thread_ts, placeholder, plain)
-        if result.state == "answered" and (len(result.rows) > render.TABLE_ROWS
-                                           or result.truncated):
-            self._upload_csv(channel, thread_ts, result)
 
     def _replace_or_post(self, channel: str, thread_ts: str, placeholder: str | None,
                          message: render.Message) -> bool:
@@ -267,7 +347,11 @@ class Responder:
                 self.client.chat_update(channel=channel, ts=placeholder, **message)
                 return True
             except SlackApiError as err:
-                log.warning("chat.update failed (%s); posting instead", err.response.get("error"))
+                error = err.response.get("error")
+                if error in REJECTED:  # the content, not the message: the caller goes plain
+                    log.warning("Slack refused the message (%s)", error)
+                    return False
+                log.warning("chat.update failed (%s); posting instead", error)
         try:
             self._post(channel, thread_ts, message)
             return True
@@ -285,18 +369,37 @@ class Responder:
         except SlackClientError:
             log.exception("CSV upload failed for %s", result.trace_id)
 
+    def _upload_chart(self, channel: str, thread_ts: str, result: TurnResult) -> None:
+        """The answer's chart as a PNG in the thread, described in its alt text; when the
+        result deserves none, or drawing fails, the answer stands alone."""
+        chart = chart_for_result(result)
+        if chart is None:
+            return
+        name = f"fundbot-chart-{result.trace_id or 'result'}.png"
+        try:
+            self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=name,
+                                        title="Chart of this answer", content=chart.png,
+                                        alt_txt=chart.alt)
+        except SlackClientError:
+            log.exception("chart upload failed for %s", result.trace_id)
+
     # ------------------------------------------------------------- Slack bits
 
     def _show_working(self, ask: Ask, ahead: int) -> str | None:
-        """Set the assistant status, or post a placeholder; returns the placeholder's ts."""
-        if ask.assistant:
-            try:
-                self.client.assistant_threads_setStatus(
-                    channel_id=ask.channel, thread_ts=ask.thread_ts, status=WORKING_STATUS)
-                return None
-            except SlackApiError:
-                pass  # a plain DM thread, not the assistant panel: fall back to a placeholder
+        """Set the assistant status (STATUS), or else post a placeholder and return its ts."""
+        if self._status(ask.channel, ask.thread_ts):
+            return STATUS
         return self._placeholder(ask.channel, ask.thread_ts, ahead)
+
+    def _status(self, channel: str, thread_ts: str) -> bool:
+        try:
+            self.client.assistant_threads_setStatus(
+                channel_id=channel, thread_ts=thread_ts, status=WORKING_STATUS,
+                loading_messages=render.LOADING)
+            return True
+        except SlackApiError as err:  # an older workspace: a placeholder message instead
+            log.info("no assistant status in %s (%s)", channel, err.response.get("error"))
+            return False
 
     def _placeholder(self, channel: str, thread_ts: str, ahead: int) -> str | None:
         try:

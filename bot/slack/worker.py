@@ -76,9 +76,13 @@ class Dispatcher:
         # Short Slack-only calls (placeholders, refusals, modals) must not wait behind slow turns.
         self._ui = ThreadPoolExecutor(max_workers=max(1, ui_workers),
                                       thread_name_prefix="fundbot-ui")
+        # Calls bound to a trigger_id (views.open) must reach Slack within 3 s of the click:
+        # their own threads, never queued behind placeholders or waiting for a quiet moment.
+        self._urgent = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fundbot-urgent")
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Job]] = {}  # a key is present while a drainer owns it
         self._pending = 0  # jobs accepted and not yet finished
+        self._side = 0  # ui/urgent calls submitted and not yet finished
         self._idle = threading.Condition(self._lock)
         self._closed = False
         self._on_shutdown: list[tuple[Callable[[], object], Callable[[], object]]] = []
@@ -106,7 +110,23 @@ class Dispatcher:
 
     def ui(self, fn: Callable[[], object]) -> Future:
         """Run a quick Slack-only call off the request thread, outside the per-key order."""
-        return self._ui.submit(self._run, fn)
+        return self._side_job(self._ui.submit(self._run, fn))
+
+    def urgent(self, fn: Callable[[], object]) -> Future:
+        """Run a deadline-bound Slack call (views.open) at once, off the request thread."""
+        return self._side_job(self._urgent.submit(_logged, fn))
+
+    def _side_job(self, future: Future) -> Future:
+        """Count a ui/urgent call until it is done, so `join` waits for it too."""
+        with self._lock:
+            self._side += 1
+
+        def done(_: Future) -> None:
+            with self._lock:
+                self._side -= 1
+                self._idle.notify_all()
+        future.add_done_callback(done)
+        return future
 
     @property
     def pending(self) -> int:
@@ -114,9 +134,10 @@ class Dispatcher:
             return self._pending
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until every accepted job has finished; False on timeout."""
+        """Wait until every accepted job (and every ui/urgent call) has finished; False on
+        timeout."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+            return self._idle.wait_for(lambda: self._pending == 0 and self._side == 0, timeout)
 
     def on_shutdown(self, before: Callable[[], object], after: Callable[[], object]) -> None:
         """Call `before` when shutdown starts (stop feeding jobs) and `after` at its end."""
@@ -132,6 +153,7 @@ class Dispatcher:
             self.join(timeout)
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         self._ui.shutdown(wait=wait, cancel_futures=not wait)
+        self._urgent.shutdown(wait=wait, cancel_futures=not wait)
         for _, after in self._on_shutdown:
             _logged(after)
 

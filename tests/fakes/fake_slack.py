@@ -44,8 +44,10 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[str, list[dict]] = {}  # channel -> messages, in post order
         self.uploads: dict[str, bytes] = {}  # file_id -> uploaded bytes
+        self.alt_texts: dict[str, str | None] = {}  # file_id -> alt_txt given for it
         self.files: dict[str, dict] = {}  # file_id -> completed file (title, channel, thread)
         self.users: dict[str, dict] = {}
+        self.home_views: dict[str, dict] = {}  # user -> the Home tab view last published
         self._failures: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -96,6 +98,8 @@ class FakeSlack:
 
     def add_user(self, user_id: str, name: str, real_name: str = "") -> None:
         self.users[user_id] = {"id": user_id, "name": name, "real_name": real_name or name,
+                               "profile": {"real_name": real_name or name,
+                                           "display_name": name},
                                "tz": "America/New_York", "is_bot": False}
 
     # ---------------------------------------------------------------- inspection
@@ -203,6 +207,7 @@ def _update(s: FakeSlack, a: dict) -> dict:
         if key in a:
             message[key] = _json(a[key]) if key != "text" else a[key]
     message["edited"] = True
+    message.pop("streaming", None)  # an update finishes a stream that never stopped
     return {"ok": True, "channel": a["channel"], "ts": a["ts"], "text": message.get("text", "")}
 
 
@@ -217,10 +222,78 @@ def _ok(s: FakeSlack, a: dict) -> dict:
 
 
 def _set_status(s: FakeSlack, a: dict) -> dict:
-    # Slack answers this only for threads in the assistant panel, which are DMs (D...).
-    if not str(a.get("channel_id", "")).startswith("D"):
-        return {"ok": False, "error": "channel_not_found"}
+    # Since 2026-03 this works in channel threads too, with chat:write (Slack's changelog
+    # "Set status method scope update"); an older workspace is emulated with fail_next.
+    if not a.get("channel_id") or not a.get("thread_ts") or "status" not in a:
+        return {"ok": False, "error": "invalid_arguments"}
     return {"ok": True}
+
+
+def _suggested_prompts(s: FakeSlack, a: dict) -> dict:
+    # thread_ts is optional: without it the prompts pin to the app's Messages tab.
+    if not a.get("channel_id") or not isinstance(_json(a.get("prompts")), list):
+        return {"ok": False, "error": "invalid_arguments"}
+    return {"ok": True}
+
+
+# ---- chat streaming: a message that grows (startStream, appendStream) until stopStream.
+# The emulator keeps the streamed markdown in `text`, each task card's latest state in
+# `tasks` (id -> chunk), and on stop sets `blocks` to the text as a markdown block followed by
+# the blocks stopStream brought, which is how the finished message reads.
+
+
+def _grow(message: dict, a: dict) -> None:
+    message["text"] += a.get("markdown_text") or ""
+    for chunk in _json(a.get("chunks")) or []:
+        if chunk.get("type") == "markdown_text":
+            message["text"] += chunk.get("text", "")
+        elif chunk.get("type") == "task_update":
+            message["tasks"][chunk["id"]] = chunk
+            message["task_log"].append((chunk["id"], chunk.get("status")))
+
+
+def _start_stream(s: FakeSlack, a: dict) -> dict:
+    channel = a.get("channel", "")
+    if not channel or not a.get("thread_ts"):
+        return {"ok": False, "error": "invalid_arguments"}
+    if not channel.startswith("D") and not (a.get("recipient_user_id")
+                                            and a.get("recipient_team_id")):
+        return {"ok": False, "error": "missing_recipient_user_id"}  # required in channels
+    message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": s._next_ts(),
+               "thread_ts": a["thread_ts"], "text": "", "blocks": [], "attachments": [],
+               "streaming": True, "tasks": {}, "task_log": []}
+    _grow(message, a)
+    s.messages.setdefault(channel, []).append(message)
+    return {"ok": True, "channel": channel, "ts": message["ts"]}
+
+
+def _append_stream(s: FakeSlack, a: dict) -> dict:
+    message = s._find(a.get("channel", ""), a.get("ts", ""))
+    if message is None:
+        return {"ok": False, "error": "message_not_found"}
+    if not message.get("streaming"):
+        return {"ok": False, "error": "message_not_in_streaming_state"}
+    _grow(message, a)
+    return {"ok": True, "channel": a["channel"], "ts": a["ts"]}
+
+
+def _stop_stream(s: FakeSlack, a: dict) -> dict:
+    result = _append_stream(s, a)
+    if not result["ok"]:
+        return result
+    message = s._find(a["channel"], a["ts"])
+    message["streaming"] = False
+    message["blocks"] = [{"type": "markdown", "text": message["text"]},
+                         *(_json(a.get("blocks")) or [])]
+    return {"ok": True, "channel": a["channel"], "ts": a["ts"], "message": message}
+
+
+def _views_publish(s: FakeSlack, a: dict) -> dict:
+    view = _json(a.get("view")) or {}
+    if not a.get("user_id") or view.get("type") != "home":
+        return {"ok": False, "error": "invalid_arguments"}
+    s.home_views[a["user_id"]] = view
+    return {"ok": True, "view": {**view, "id": f"V{next(s._ids):08d}"}}
 
 
 def _replies(s: FakeSlack, a: dict) -> dict:
@@ -248,6 +321,7 @@ def _upload_url(s: FakeSlack, a: dict) -> dict:
         return {"ok": False, "error": "invalid_arguments"}
     file_id = f"F{next(s._ids):08d}"
     s.uploads[file_id] = b""
+    s.alt_texts[file_id] = a.get("alt_txt")
     return {"ok": True, "file_id": file_id, "upload_url": f"{s.base_url}/upload/{file_id}"}
 
 
@@ -258,7 +332,8 @@ def _complete_upload(s: FakeSlack, a: dict) -> dict:
         if f.get("id") not in s.uploads:
             return {"ok": False, "error": "file_not_found"}
         record = {"id": f["id"], "title": f.get("title"), "channel": a.get("channel_id"),
-                  "thread_ts": a.get("thread_ts"), "content": s.uploads[f["id"]]}
+                  "thread_ts": a.get("thread_ts"), "content": s.uploads[f["id"]],
+                  "alt_txt": s.alt_texts.get(f["id"])}
         s.files[f["id"]] = record
         done.append({"id": f["id"], "title": f.get("title")})
     return {"ok": True, "files": done}
@@ -277,7 +352,7 @@ _METHODS: dict[str, Callable[[FakeSlack, dict], dict]] = {
     "chat.update": _update,
     "chat.postEphemeral": _post_ephemeral,
     "assistant.threads.setStatus": _set_status,
-    "assistant.threads.setSuggestedPrompts": _ok,
+    "assistant.threads.setSuggestedPrompts": _suggested_prompts,
     "assistant.threads.setTitle": _ok,
     "conversations.replies": _replies,
     "conversations.info": _conversation_info,
@@ -285,6 +360,10 @@ _METHODS: dict[str, Callable[[FakeSlack, dict], dict]] = {
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
     "views.open": _views_open,
+    "views.publish": _views_publish,
+    "chat.startStream": _start_stream,
+    "chat.appendStream": _append_stream,
+    "chat.stopStream": _stop_stream,
 }
 
 

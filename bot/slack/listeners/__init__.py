@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.slack.access import Access
-from bot.slack.listeners import actions, assistant, events, views
+from bot.slack.listeners import actions, assistant, events, home, views
 from bot.slack.responder import Responder
 
 
@@ -15,3 +15,4 @@ def register(app: App, responder: Responder, access: Access) -> None:
     events.register(app, responder, access)
     actions.register(app, responder, access)
     views.register(app, responder, access.reviewers)
+    home.register(app, responder, access)

@@ -11,7 +11,7 @@ from slack_bolt import Ack, App
 from bot import library
 from bot.library import record_feedback
 from bot.slack import render
-from bot.slack.access import Access, is_dm
+from bot.slack.access import Access, is_dm, is_external
 from bot.slack.responder import Choice, Responder
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,18 @@ def _where(body: dict) -> tuple[str, str, dict]:
 
 
 def register(app: App, responder: Responder, access: Access) -> None:
-    store, client, ui = responder.deps.store, responder.client, responder.dispatcher.ui
+    store, client = responder.deps.store, responder.client
+    ui, urgent = responder.dispatcher.ui, responder.dispatcher.urgent
     warehouse = responder.deps.warehouse
 
     def allowed(body: dict, channel: str, root: str) -> bool:
         user = body["user"]["id"]
+        home = {(body.get("team") or {}).get("id"), (body.get("enterprise") or {}).get("id")}
+        if not access.external and is_external(home, body["user"].get("team_id"),
+                                               bool(body.get("is_ext_shared_channel"))):
+            responder.refuse(channel, root, user, is_dm(channel),
+                             text=render.external_refusal())
+            return False
         if access.allows(user, channel, is_dm(channel)):
             return True
         responder.refuse(channel, root, user, is_dm(channel))
@@ -41,10 +48,11 @@ def register(app: App, responder: Responder, access: Access) -> None:
         channel, root, message = _where(body)
         if not allowed(body, channel, root):
             return
+        index, fingerprint = render.clarify_choice(action["value"])
         responder.choose(Choice(channel=channel, thread_ts=root, message_ts=message["ts"],
-                                blocks=message.get("blocks") or [],
-                                option=render.clarify_option(action["value"]),
-                                user=body["user"]["id"]))
+                                blocks=message.get("blocks") or [], index=index,
+                                fingerprint=fingerprint, user=body["user"]["id"],
+                                team=body["user"].get("team_id")))
 
     @app.action(render.FEEDBACK_ACTION)
     def on_feedback(ack: Ack, body: dict, action: dict) -> None:
@@ -57,8 +65,8 @@ def register(app: App, responder: Responder, access: Access) -> None:
         proposed = record_feedback(store, warehouse, trace_id, user, vote)
         if vote == "down":  # ask what was wrong while the trigger is fresh (3 s)
             trigger = body["trigger_id"]
-            ui(lambda: client.views_open(trigger_id=trigger,
-                                         view=render.feedback_modal(vote, trace_id)))
+            urgent(lambda: client.views_open(trigger_id=trigger,
+                                             view=render.feedback_modal(vote, trace_id)))
         else:
             ui(lambda: client.chat_postEphemeral(channel=channel, user=user, thread_ts=root,
                                                  **render.feedback_thanks(vote, trace_id)))
@@ -107,5 +115,5 @@ def register(app: App, responder: Responder, access: Access) -> None:
         ack()
         vote, trace_id = render.parse_feedback(action["value"])
         trigger = body["trigger_id"]
-        ui(lambda: client.views_open(trigger_id=trigger,
-                                     view=render.feedback_modal(vote, trace_id)))
+        urgent(lambda: client.views_open(trigger_id=trigger,
+                                         view=render.feedback_modal(vote, trace_id)))

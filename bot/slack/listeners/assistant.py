@@ -1,13 +1,15 @@
-"""Slack's assistant side panel: suggested prompts when a thread starts, answers with status."""
+"""Slack's assistant threads (the agent DM): suggested prompts when a thread starts, answers
+with status and streaming like anywhere else."""
 
 from __future__ import annotations
 
+from slack_bolt import BoltContext
 from slack_bolt.middleware.assistant import Assistant
 
 from bot.slack import render
 from bot.slack.access import Access
-from bot.slack.listeners.events import question_text
-from bot.slack.responder import Ask, Responder
+from bot.slack.listeners.events import ignored, submit
+from bot.slack.responder import Responder
 
 GREETING = "Hi! Ask me about the fund's portfolio: investments, valuations, partners, funds."
 
@@ -28,22 +30,18 @@ def build(responder: Responder, access: Access) -> Assistant:
                 prompts=render.SUGGESTED_PROMPTS)
         responder.once(body.get("event_id"), greet)
 
+    # The user switched channels with the panel open. Our answers do not depend on the channel
+    # they are looking at, so there is nothing to save; without this listener Bolt's default
+    # store rewrites the greeting's metadata on every switch.
+    @assistant.thread_context_changed
+    def context_changed() -> None:
+        return None
+
     # Any threaded DM from a person lands here, the panel's threads and plain DM threads alike.
     @assistant.user_message
-    def user_message(payload: dict, body: dict) -> None:
-        if payload.get("subtype") not in (None, "thread_broadcast"):
+    def user_message(payload: dict, body: dict, context: BoltContext) -> None:
+        if ignored(payload, access):
             return
-        channel, user, root = payload["channel"], payload.get("user"), payload["thread_ts"]
-        event_id = body.get("event_id")
-        if not access.allows(user, channel, is_dm=True):
-            responder.refuse(channel, root, user, dm=True, event_id=event_id)
-            return
-        text = question_text(payload.get("text", ""))
-        if not text:
-            responder.once(event_id, lambda: client.chat_postMessage(
-                channel=channel, thread_ts=root, **render.help_message()))
-            return
-        responder.ask(Ask(channel=channel, thread_ts=root, text=text, user=user, assistant=True,
-                          event_id=event_id))
+        submit(responder, access, payload, body, context, payload["thread_ts"], assistant=True)
 
     return assistant
