@@ -305,7 +305,7 @@ class Responder:
                 stream = AnswerStream(self.client, channel, thread_ts, user, team)
             trace_id = turn_trace_id(item.event_id) if item else None
             result, seconds = self._run(thread_id(channel, thread_ts), text, user, trace_id,
-                                        stream.step if stream else None)
+                                        self._progress(stream, item) if stream else None)
             if item is not None:
                 self.inbox.note(item.event_id, result=result)
         if item is not None and not self.inbox.still_mine(item.event_id):
@@ -327,6 +327,20 @@ class Responder:
             self._upload_csv(channel, thread_ts, result)
         if result.state == "answered":
             self._upload_chart(channel, thread_ts, result)
+
+    def _progress(self, stream: AnswerStream, item: InboxItem | None) -> Callable[[str], None]:
+        """Each step streamed; once the streamed message exists, the inbox records it as the
+        item's placeholder, so a process that takes the item over after a crash finishes that
+        message instead of posting the answer a second time."""
+        noted: list[str] = []
+
+        def step(state: str) -> None:
+            stream.step(state)
+            if item is not None and not noted and stream.ts:
+                noted.append(stream.ts)
+                self.inbox.note(item.event_id, placeholder=stream.ts)
+
+        return step
 
     def _run(self, key: str, text: str, user: str | None, trace_id: str | None = None,
              progress: Callable[[str], None] | None = None) -> tuple[TurnResult, float]:
