@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import duckdb
 import pytest
+from sqlglot import exp
 
 from schemas.catalog import build_catalog
 from states.guard import ALLOWED_FUNCTIONS, analyze, check
@@ -497,3 +501,78 @@ def test_cap_on_union_and_offset(con, catalog):
 def test_cap_wraps_a_computed_limit(con, catalog):
     runnable = check("select investment_id from investments limit (select 5)", catalog, 2)
     assert len(con.execute(runnable).fetchall()) == 3
+
+
+# ------------------------------------------------ the allow-list, pinned and audited
+
+SNAPSHOT = Path(__file__).with_name("allowed_functions.txt")
+# DuckDB names that read the clock, not the system: allowed on purpose
+_CLOCK = {"current_date", "current_timestamp", "current_localtime", "current_localtimestamp",
+          "get_current_time", "get_current_timestamp", "today", "now"}
+# system state, settings, files, network, sessions, sequences, side effects (as name parts)
+_SYSTEM = re.compile(
+    r"^(current_|get|set|pg_|duckdb_|has_|txid|read_|sniff_|parquet_|json_execute|glob|http"
+    r"|sleep|error|write_|nextval|currval|version|user|session_user|which_secret|load_|install_"
+    r"|enable_|disable_|checkpoint|force_)"
+    r"|setting|variable|secret|extension|file|path|schema|database|catalog|privilege|_scan$"
+    r"|_log$|query|env")
+
+
+def _snapshot() -> dict[str, str]:
+    rows = [line.split() for line in SNAPSHOT.read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    return {name: origin for name, origin in rows}
+
+
+_TABLE_KINDS = {"table", "table_macro", "pragma"}  # file readers, catalogues, PRAGMAs
+
+
+def _duckdb_catalogue() -> dict[str, tuple[set[str], bool]]:
+    """DuckDB's own functions: name -> (its function types, volatile or with side effects)."""
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "SELECT function_name, list(DISTINCT function_type), "
+            "bool_or(has_side_effects OR coalesce(stability = 'VOLATILE', false)) "
+            "FROM duckdb_functions() GROUP BY ALL").fetchall()
+    return {name: (set(kinds), risky) for name, kinds, risky in rows}
+
+
+def test_allow_list_matches_the_reviewed_snapshot():
+    pinned = _snapshot()
+    added, removed = sorted(ALLOWED_FUNCTIONS - set(pinned)), sorted(set(pinned) -
+                                                                     ALLOWED_FUNCTIONS)
+    assert not added and not removed, (
+        f"the allow-list changed without a review: added {added}, removed {removed}; "
+        f"review them and update {SNAPSHOT.name}")
+
+
+def test_snapshot_origins_hold_for_this_duckdb_and_sqlglot():
+    catalogue = _duckdb_catalogue()
+    sqlglot_names = {n.lower() for f in exp.ALL_FUNCTIONS for n in f.sql_names()}
+    actual = {name: "duckdb" if name in catalogue else "sqlglot" if name in sqlglot_names
+              else "neither" for name in _snapshot()}
+    assert actual == _snapshot()
+
+
+def test_no_allowed_function_is_a_system_settings_file_or_network_function():
+    catalogue = _duckdb_catalogue()
+    flagged = {}
+    for name in ALLOWED_FUNCTIONS - _CLOCK:
+        kinds, risky = catalogue.get(name, (set(), False))
+        if kinds and kinds <= _TABLE_KINDS:  # repeat() is a table function and a scalar
+            flagged[name] = f"only a {'/'.join(sorted(kinds))} function"
+        elif risky:
+            flagged[name] = "volatile or with side effects"
+        elif _SYSTEM.search(name):
+            flagged[name] = "named like a system, settings, file or network function"
+    assert flagged == {}
+
+
+def test_the_audit_flags_what_it_must():
+    catalogue = _duckdb_catalogue()
+    for name in ("getvariable", "current_setting", "getenv", "read_text", "glob", "version",
+                 "current_schema", "duckdb_settings", "pg_sleep", "sleep_ms", "nextval",
+                 "write_log", "which_secret", "parquet_scan", "query", "current_user",
+                 "random"):
+        kinds, risky = catalogue.get(name, (set(), False))
+        assert (kinds and kinds <= _TABLE_KINDS) or risky or _SYSTEM.search(name), name
