@@ -28,7 +28,8 @@ COPY = ("states", "bot", "schemas", "eval", "tests", "pyproject.toml")
 
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "core": (["states/clarify.py", "states/machine.py", "states/debug.py"],
-             ["tests/test_states.py", "tests/test_machine.py", "tests/test_clarify.py"]),
+             ["tests/test_states.py", "tests/test_machine.py", "tests/test_clarify.py",
+              "tests/test_debug.py"]),
     "guard": (["states/guard.py", "states/bounds.py"],
               ["tests/test_guard.py", "tests/test_guard_bounds.py"]),
     "executor": (["bot/sqlpool.py", "bot/sqlworker.py", "bot/warehouse.py"],

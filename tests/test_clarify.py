@@ -110,7 +110,7 @@ def test_a_second_question_keeps_the_choice_and_the_answers_and_counts_the_round
 def test_one_clarifying_round_is_named_in_the_singular():
     deps, llm, store = _make(clarify_rounds=1)
     llm.text("Which fund?").text("Which year?")
-    run_turn(deps, "one", "how much?")
+    assert run_turn(deps, "one", "how much?").state == "clarify"  # the one round allowed
     r = run_turn(deps, "one", "the big one")
     assert r.state == "failed" and r.error_kind == "clarify"
     assert r.answer == ("I still can't tell exactly what you mean after 1 clarifying question "

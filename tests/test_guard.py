@@ -576,3 +576,43 @@ def test_the_audit_flags_what_it_must():
                  "random"):
         kinds, risky = catalogue.get(name, (set(), False))
         assert (kinds and kinds <= _TABLE_KINDS) or risky or _SYSTEM.search(name), name
+
+
+# ------------------------------------------- column resolution: what the guard can see
+
+FUNDS_HAS = ("funds has: committed_capital_usd, fund_id, fund_name, status, strategy, "
+             "vintage_year")
+
+
+@pytest.mark.parametrize("sql,message", [
+    ("select nope from funds", f"column nope does not exist; {FUNDS_HAS}"),
+    ("select nope", "column nope does not exist; no table is in scope"),
+    # an alias is not visible inside its own definition
+    ("select nope + 1 as nope from funds", f"column nope does not exist; {FUNDS_HAS}"),
+    ("select y from (select fund_id as x from funds) s",
+     "column y does not exist; no table is in scope"),
+    ("select s.y from (select fund_id as x from funds) s", "column s.y does not exist; s has: x"),
+    ("with c(a, b) as (select fund_id, fund_name from funds) select c.z from c",
+     "column c.z does not exist; c has: a, b, fund_id, fund_name"),
+    ("select q.fund_id from funds", "q.fund_id: q is not a table or alias in this query"),
+    ("select f.nope from funds f", f"column f.nope does not exist; {FUNDS_HAS}"),
+])
+def test_unknown_columns_are_binder_errors_that_say_what_exists(catalog, sql, message):
+    with pytest.raises(QueryError) as info:
+        check(sql, catalog, CAP)
+    assert info.value.kind == "binder" and info.value.message == message
+
+
+@pytest.mark.parametrize("sql", [
+    "select fund_id * 2 as dbl from funds where dbl > 1 order by dbl",
+    "select fund_id as k from funds union all select company_id from companies order by k",
+    "select fund_id, row_number() over (order by fund_id) as rn from funds qualify rn = 1",
+    "select x from (select fund_id as x from funds)",
+    "select s.x from (select fund_id as x from funds) s",
+    "select v.y from (values (1), (2)) v(y)",
+    "with c(a, b) as (select fund_id, fund_name from funds) select a, b from c",
+    "select fund_name from funds where exists (select 1 from investments "
+    "where amount_usd > 0 and fund_name is not null)",
+])
+def test_names_from_aliases_subqueries_and_outer_scopes_are_accepted(catalog, sql):
+    check(sql, catalog, CAP)
