@@ -29,7 +29,7 @@ COPY = ("states", "bot", "schemas", "eval", "tests", "pyproject.toml")
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "core": (["states/clarify.py", "states/machine.py", "states/debug.py"],
              ["tests/test_states.py", "tests/test_machine.py", "tests/test_clarify.py",
-              "tests/test_debug.py"]),
+              "tests/test_debug.py", "tests/test_turn_record.py"]),
     "guard": (["states/guard.py", "states/bounds.py"],
               ["tests/test_guard.py", "tests/test_guard_bounds.py"]),
     "executor": (["bot/sqlpool.py", "bot/sqlworker.py", "bot/warehouse.py"],
@@ -40,6 +40,12 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                "tests/test_slack_edge.py"]),
 }
 DETECTED = {"killed", "timeout", "segfault"}  # the tests noticed the change
+# every survivor's diff in one process (`mutmut show` is a process start per mutant)
+_DIFFS = ("import json, sys\n"
+          "from mutmut.__main__ import find_mutant, get_diff_for_mutant\n"
+          "names = json.load(sys.stdin)\n"
+          "print(json.dumps({n: get_diff_for_mutant(n, path=find_mutant(n).path) "
+          "for n in names}))")
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")
 
 
@@ -87,12 +93,11 @@ def run_group(group: str, jobs: int, collect_only: bool = False) -> dict:
     unchecked = {n for n, s in statuses.items() if s == "not checked"}  # a stopped run
     statuses = {n: s for n, s in statuses.items() if n not in unchecked}
     survivors = sorted(n for n, s in statuses.items() if s not in DETECTED)
-    diffs = {}
-    for name in survivors:
-        shown = subprocess.run([*mutmut, "show", name], cwd=work, capture_output=True,
-                               text=True, check=False).stdout
-        diffs[name] = "\n".join(line for line in shown.splitlines()
-                                if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+    shown = subprocess.run([sys.executable, "-c", _DIFFS], cwd=work, input=json.dumps(survivors),
+                           capture_output=True, text=True, check=True).stdout
+    diffs = {name: "\n".join(line for line in diff.splitlines()
+                             if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+             for name, diff in json.loads(shown).items()}
     by_module: dict[str, dict[str, int]] = {}
     for name, status in statuses.items():
         module = name.split(".x")[0].split(".xǁ")[0]
