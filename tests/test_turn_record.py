@@ -106,6 +106,6 @@ def test_a_long_question_is_cut_in_the_trace_only():
     text = "Which funds? " + "x" * 1987  # 2,000 characters: kept whole
     r = run_turn(deps, "q", text)
     assert store.traces[r.trace_id].question == text and len(text) == 2000
-    longer = text + "y"
-    r = run_turn(deps, "q", longer) if llm.sql(SQL).text("ok") else None
+    llm.sql(SQL).text("Fund A and Fund B.")
+    r = run_turn(deps, "q", text + "y")  # 2,001: cut
     assert store.traces[r.trace_id].question == text + "…"
