@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DB ?= data/fund.duckdb
 export FUNDBOT_DB ?= $(DB)
 
-.PHONY: run chat test eval bench lint diagram clean clean-state
+.PHONY: run chat test eval bench lint diagram clean clean-state mutate
 
 # Python >= 3.11. A .venv made by another Python (say after `make PY=python3.10`) is rebuilt.
 PY_OK := import sys; sys.exit(sys.version_info < (3, 11))
@@ -40,6 +40,9 @@ eval: $(STAMP) $(DB)
 bench: $(STAMP) $(DB)
 	$(BIN)/python -m bench.run
 
+mutate: $(STAMP)  ## mutation testing, group by group (slow; not part of test): GROUPS="core guard"
+	$(BIN)/python -m tests.mutate $(GROUPS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -47,7 +50,7 @@ diagram: $(STAMP)
 	$(BIN)/fundbot diagram
 
 clean:  ## what `make` rebuilds: the venv, the sample warehouse, eval output (never the state)
-	rm -rf $(VENV) eval-out *.egg-info data/fund.duckdb data/fund.duckdb.wal
+	rm -rf $(VENV) eval-out mutation-out *.egg-info data/fund.duckdb data/fund.duckdb.wal
 
 clean-state:  ## deletes every conversation, pending clarification, trace and feedback
 	rm -f data/state.sqlite3 data/state.sqlite3-wal data/state.sqlite3-shm

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import duckdb
 import pytest
+from sqlglot import exp
 
 from schemas.catalog import build_catalog
 from states.guard import ALLOWED_FUNCTIONS, analyze, check
@@ -497,3 +501,118 @@ def test_cap_on_union_and_offset(con, catalog):
 def test_cap_wraps_a_computed_limit(con, catalog):
     runnable = check("select investment_id from investments limit (select 5)", catalog, 2)
     assert len(con.execute(runnable).fetchall()) == 3
+
+
+# ------------------------------------------------ the allow-list, pinned and audited
+
+SNAPSHOT = Path(__file__).with_name("allowed_functions.txt")
+# DuckDB names that read the clock, not the system: allowed on purpose
+_CLOCK = {"current_date", "current_timestamp", "current_localtime", "current_localtimestamp",
+          "get_current_time", "get_current_timestamp", "today", "now"}
+# system state, settings, files, network, sessions, sequences, side effects (as name parts)
+_SYSTEM = re.compile(
+    r"^(current_|get|set|pg_|duckdb_|has_|txid|read_|sniff_|parquet_|json_execute|glob|http"
+    r"|sleep|error|write_|nextval|currval|version|user|session_user|which_secret|load_|install_"
+    r"|enable_|disable_|checkpoint|force_)"
+    r"|setting|variable|secret|extension|file|path|schema|database|catalog|privilege|_scan$"
+    r"|_log$|query|env")
+
+
+def _snapshot() -> dict[str, str]:
+    rows = [line.split() for line in SNAPSHOT.read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    return {name: origin for name, origin in rows}
+
+
+_TABLE_KINDS = {"table", "table_macro", "pragma"}  # file readers, catalogues, PRAGMAs
+
+
+def _duckdb_catalogue() -> dict[str, tuple[set[str], bool]]:
+    """DuckDB's own functions: name -> (its function types, volatile or with side effects)."""
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "SELECT function_name, list(DISTINCT function_type), "
+            "bool_or(has_side_effects OR coalesce(stability = 'VOLATILE', false)) "
+            "FROM duckdb_functions() GROUP BY ALL").fetchall()
+    return {name: (set(kinds), risky) for name, kinds, risky in rows}
+
+
+def test_allow_list_matches_the_reviewed_snapshot():
+    pinned = _snapshot()
+    added, removed = sorted(ALLOWED_FUNCTIONS - set(pinned)), sorted(set(pinned) -
+                                                                     ALLOWED_FUNCTIONS)
+    assert not added and not removed, (
+        f"the allow-list changed without a review: added {added}, removed {removed}; "
+        f"review them and update {SNAPSHOT.name}")
+
+
+def test_snapshot_origins_hold_for_this_duckdb_and_sqlglot():
+    catalogue = _duckdb_catalogue()
+    sqlglot_names = {n.lower() for f in exp.ALL_FUNCTIONS for n in f.sql_names()}
+    actual = {name: "duckdb" if name in catalogue else "sqlglot" if name in sqlglot_names
+              else "neither" for name in _snapshot()}
+    assert actual == _snapshot()
+
+
+def test_no_allowed_function_is_a_system_settings_file_or_network_function():
+    catalogue = _duckdb_catalogue()
+    flagged = {}
+    for name in ALLOWED_FUNCTIONS - _CLOCK:
+        kinds, risky = catalogue.get(name, (set(), False))
+        if kinds and kinds <= _TABLE_KINDS:  # repeat() is a table function and a scalar
+            flagged[name] = f"only a {'/'.join(sorted(kinds))} function"
+        elif risky:
+            flagged[name] = "volatile or with side effects"
+        elif _SYSTEM.search(name):
+            flagged[name] = "named like a system, settings, file or network function"
+    assert flagged == {}
+
+
+def test_the_audit_flags_what_it_must():
+    catalogue = _duckdb_catalogue()
+    for name in ("getvariable", "current_setting", "getenv", "read_text", "glob", "version",
+                 "current_schema", "duckdb_settings", "pg_sleep", "sleep_ms", "nextval",
+                 "write_log", "which_secret", "parquet_scan", "query", "current_user",
+                 "random"):
+        kinds, risky = catalogue.get(name, (set(), False))
+        assert (kinds and kinds <= _TABLE_KINDS) or risky or _SYSTEM.search(name), name
+
+
+# ------------------------------------------- column resolution: what the guard can see
+
+FUNDS_HAS = ("funds has: committed_capital_usd, fund_id, fund_name, status, strategy, "
+             "vintage_year")
+
+
+@pytest.mark.parametrize("sql,message", [
+    ("select nope from funds", f"column nope does not exist; {FUNDS_HAS}"),
+    ("select nope", "column nope does not exist; no table is in scope"),
+    # an alias is not visible inside its own definition
+    ("select nope + 1 as nope from funds", f"column nope does not exist; {FUNDS_HAS}"),
+    ("select y from (select fund_id as x from funds) s",
+     "column y does not exist; no table is in scope"),
+    ("select s.y from (select fund_id as x from funds) s", "column s.y does not exist; s has: x"),
+    ("with c(a, b) as (select fund_id, fund_name from funds) select c.z from c",
+     "column c.z does not exist; c has: a, b, fund_id, fund_name"),
+    ("select q.fund_id from funds", "q.fund_id: q is not a table or alias in this query"),
+    ("select f.nope from funds f", f"column f.nope does not exist; {FUNDS_HAS}"),
+])
+def test_unknown_columns_are_binder_errors_that_say_what_exists(catalog, sql, message):
+    with pytest.raises(QueryError) as info:
+        check(sql, catalog, CAP)
+    assert info.value.kind == "binder" and info.value.message == message
+
+
+@pytest.mark.parametrize("sql", [
+    "select fund_id * 2 as dbl from funds where dbl > 1 order by dbl",
+    "select fund_id as k from funds union all select company_id from companies order by k",
+    "select fund_id, row_number() over (order by fund_id) as rn from funds qualify rn = 1",
+    "select x from (select fund_id as x from funds)",
+    "select s.x from (select fund_id as x from funds) s",
+    "select v.y from (values (1), (2)) v(y)",
+    "with c(a, b) as (select fund_id, fund_name from funds) select a, b from c",
+    "select fund_name from funds where exists (select 1 from investments "
+    "where amount_usd > 0 and fund_name is not null)",
+])
+def test_names_from_aliases_subqueries_and_outer_scopes_are_accepted(catalog, sql):
+    check(sql, catalog, CAP)

@@ -13,8 +13,6 @@ import dataclasses
 import os
 import shutil
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -151,11 +149,9 @@ def test_configured_limits_reach_every_enforcer(sample_db, tmp_path):
 
 def test_query_time_limit(wh_with):
     wh = wh_with(query_timeout_s=0.3)
-    t0 = time.perf_counter()
-    with pytest.raises(QueryError) as info:
+    with pytest.raises(QueryError) as info:  # HEAVY alone runs for minutes
         wh.execute(HEAVY)
     assert info.value.kind == "timeout" and "0.3 s" in info.value.message
-    assert time.perf_counter() - t0 < 10.0  # generous: shared CI machines stall
     assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]  # usable afterwards
 
 
@@ -224,14 +220,12 @@ def test_rows_cap_stops_the_rest_of_a_streamed_query(wh_with):
     wh = wh_with(max_rows=10, query_timeout_s=2)
     endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n FROM r) SELECT * FROM r"
     for _ in range(15):  # the stall came one time in three to eight
-        worker = threading.Thread(target=lambda: wh.sandbox_execute(endless))
-        worker.start()
-        worker.join(timeout=10)
-        t0 = time.perf_counter()
-        done = threading.Thread(target=lambda: wh.execute("SELECT 1 AS one FROM funds LIMIT 1"))
-        done.start()  # a new thread: its cursor is made, the dead thread's one is closed
-        done.join(timeout=30)
-        assert time.perf_counter() - t0 < 8.0  # the stall it guards against was 14 s
+        res = wh.sandbox_execute(endless)
+        # the capped rows come back as rows, not as a time-out: the query was stopped at the
+        # cap, so its worker answered and lives on (a stall ends in the pool's kill instead)
+        assert len(res.rows) == 10 and res.truncated
+        assert wh.execute("SELECT 1 AS one FROM funds LIMIT 1").rows == [(1,)]
+    assert wh.pool.replaced == 0
 
 
 # ------------------------------------------------------------------------- the core
@@ -312,11 +306,10 @@ def test_llm_time_out_and_retries_from_the_environment():
             before = len(fake.chat_requests)
             for _ in range(retries + 1):
                 fake.enqueue(fo.text("too late", delay=2.0))
-            t0 = time.perf_counter()
+            # each reply comes 10x past the limit: a time-out, not "too late", shows the
+            # limit cut every attempt
             with pytest.raises(LLMError) as info:
                 llm.complete([{"role": "user", "content": "hi"}])
-            took = time.perf_counter() - t0
             assert info.value.kind == "timeout" and "0.2 seconds" in info.value.message
             assert len(fake.chat_requests) - before == retries + 1  # exactly the attempts
-            assert took < (retries + 1) * 0.2 + 1.5  # each bounded by the time-out
             llm.close()

@@ -129,17 +129,35 @@ def test_ui_calls_run_even_while_turn_workers_are_busy():
     d.shutdown()
 
 
+class _CountedWaits(threading.Condition):
+    """Quiet's own condition, with each wait() of its loop announced to the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = threading.Semaphore(0)
+
+    def wait(self, timeout=None):
+        self.waits.release()
+        return super().wait(timeout)
+
+
 def test_quiet_holds_work_while_requests_are_in_flight():
-    quiet = Quiet(settle_s=0.05, max_wait_s=2.0)
+    # events, not a sleep: the worker is seen going round Quiet's wait loop while a request
+    # is in flight, and the job starts only after the request ended (the settle period after
+    # it is a matter of time, left to bench/)
+    quiet = Quiet(settle_s=0.05, max_wait_s=60.0)  # max_wait never decides here
+    quiet._cond = counted = _CountedWaits()
     d = Dispatcher(workers=1, quiet=quiet)
-    started = []
+    started, released = threading.Event(), threading.Event()
+    early = []
     with quiet.busy():
-        d.submit("k", lambda: started.append(time.monotonic()))
-        time.sleep(0.2)
-        assert started == []  # a request is still being acknowledged
-        released = time.monotonic()
-    assert d.join(5)
-    assert started[0] - released >= 0.04  # and then a settle period passed
+        d.submit("k", lambda: (early.append(not released.is_set()), started.set()))
+        for _ in range(3):  # three rounds of the loop, each a settle period long
+            assert counted.waits.acquire(timeout=10)
+        assert not started.is_set()  # a request is still being acknowledged
+        released.set()
+    assert started.wait(10) and early == [False]
+    d.shutdown()
 
 
 def test_quiet_never_starves_work():

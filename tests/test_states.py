@@ -304,3 +304,67 @@ def test_pasted_commands_are_still_refused(sql):
     deps, llm, wh, store = make()
     r = run_turn(deps, "cmd-sql", sql)
     assert r.state == "failed" and r.error_kind == "refused" and r.llm_calls == 0
+
+
+# ------------------------------------------- option matching: what is not an option
+
+ADAMS = ["Adam Brooks", "Adam Levin"]
+
+
+@pytest.mark.parametrize("reply", ["brooks or levin", "Adam Brooks or Adam Levin", "0", "-1",
+                                   "00", "3", "99", "#0", "third", "both"])
+def test_replies_that_name_no_single_option_pick_nothing(reply):
+    assert pick_option(reply, ADAMS) is None
+
+
+@pytest.mark.parametrize("reply", ["brooks or levin", "-1", "both of them"])
+def test_a_reply_naming_no_single_option_asks_which_adam_again(reply):
+    deps, llm, wh, store = make()
+    assert run_turn(deps, "two", "What has Adam invested in?").state == "clarify"
+    r = run_turn(deps, "two", reply)
+    # no model call: the ambiguity is still open, so the same question comes back
+    assert r.state == "clarify" and r.llm_calls == 0 and wh.executed == []
+    assert r.options == ADAMS and "Which Adam" in r.clarification
+    assert store.load("two").pending.settled == {}
+
+
+@pytest.mark.parametrize("reply", ["0", "3", "#0", "third"])
+def test_a_number_outside_the_options_says_so_and_keeps_the_question(reply):
+    deps, llm, wh, store = make()
+    run_turn(deps, "oor", "What has Adam invested in?")
+    r = run_turn(deps, "oor", reply)
+    assert r.state == "clarify" and r.llm_calls == 0 and r.options == ADAMS
+    assert "not one of the options" in r.clarification and "from 1 to 2" in r.clarification
+    pending = store.load("oor").pending
+    assert pending.rounds == 1 and pending.facts == [] and pending.settled == {}
+
+
+# ------------------------------------------------- debug on an empty result
+
+EMPTY_A = "SELECT * FROM investments WHERE company_id = -1"
+EMPTY_B = "SELECT * FROM investments WHERE company_id = -2"
+
+
+def test_debug_offers_other_sql_that_is_also_empty_then_the_empty_result_is_interpreted():
+    deps, llm, wh, store = make({EMPTY_A: QueryResult(["x"], []),
+                                 EMPTY_B: QueryResult(["x"], [])}, debug_attempts=3)
+    llm.sql(EMPTY_A).sql(EMPTY_B).text("No matching investments were found.")
+    r = run_turn(deps, "ee", "investments in company -1?")
+    # an empty result is debugged once: the second empty one is the answer, not another debug
+    assert r.state == "answered" and r.rows == [] and r.sql == EMPTY_B
+    assert "No matching" in r.answer and wh.executed == [EMPTY_A, EMPTY_B]
+    trace = store.traces[r.trace_id]
+    assert [c.purpose for c in trace.llm_calls] == ["understand", "debug", "interpret"]
+    assert [s.state for s in trace.steps] == ["understand", "execute", "debug", "execute",
+                                              "interpret", "verify"]
+
+
+def test_debug_repeating_the_same_sql_on_an_empty_result_keeps_it_without_running_again():
+    deps, llm, wh, store = make({EMPTY_A: QueryResult(["x"], [])}, debug_attempts=3)
+    llm.sql(EMPTY_A).sql(EMPTY_A).text("No matching investments were found.")
+    r = run_turn(deps, "same", "investments in company -1?")
+    assert r.state == "answered" and r.rows == [] and wh.executed == [EMPTY_A]
+    trace = store.traces[r.trace_id]
+    assert [s.state for s in trace.steps] == ["understand", "execute", "debug", "interpret",
+                                              "verify"]
+    assert trace.steps[2].event == "keep"

@@ -1,0 +1,160 @@
+"""Mutation testing with mutmut 3, one group of modules at a time (`make mutate`).
+
+Each group names the modules to mutate and the fast tests that cover them; mutmut runs only
+the tests that reach a mutated function. A group runs in a scratch copy of the project under
+mutation-out/<group>/ (its own setup.cfg and mutants/), so the work tree is never touched and
+the groups' results stay apart. The score and every surviving mutant's diff are written to
+mutation-out/REPORT.md (and mutation-out/<group>.json).
+
+    python -m tests.mutate [GROUP ...] [--jobs N]
+
+Not part of `make test`: a group takes minutes. docs/QUALITY.md has the last figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "mutation-out"
+COPY = ("states", "bot", "schemas", "eval", "tests", "pyproject.toml")
+
+GROUPS: dict[str, tuple[list[str], list[str]]] = {
+    "core": (["states/clarify.py", "states/machine.py", "states/debug.py"],
+             ["tests/test_states.py", "tests/test_machine.py", "tests/test_clarify.py",
+              "tests/test_debug.py", "tests/test_turn_record.py"]),
+    "guard": (["states/guard.py", "states/bounds.py"],
+              ["tests/test_guard.py", "tests/test_guard_bounds.py"]),
+    "executor": (["bot/sqlpool.py", "bot/sqlworker.py", "bot/warehouse.py"],
+                 ["tests/test_sqlpool.py", "tests/test_warehouse.py"]),
+    "store": (["bot/store.py"], ["tests/test_store.py"]),
+    "slack": (["bot/slack/access.py", "bot/slack/render.py"],
+              ["tests/test_slack_render.py", "tests/test_duckdb_types.py",
+               "tests/test_slack_edge.py"]),
+}
+DETECTED = {"killed", "timeout", "segfault"}  # the tests noticed the change
+# every survivor's diff in one process (`mutmut show` is a process start per mutant)
+_DIFFS = ("import json, sys\n"
+          "from mutmut.__main__ import find_mutant, get_diff_for_mutant\n"
+          "names = json.load(sys.stdin)\n"
+          "print(json.dumps({n: get_diff_for_mutant(n, path=find_mutant(n).path) "
+          "for n in names}))")
+_RESULT = re.compile(r"^\s*(\S+): (.+)$")
+
+
+def _setup_cfg(mutate: list[str], tests: list[str]) -> str:
+    lines = ["[mutmut]", "source_paths =", "    states", "    bot", "    schemas", "    eval",
+             "only_mutate ="]
+    lines += [f"    {m}" for m in mutate]
+    lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args =", "    -q", "    -p", "    no:cacheprovider",
+              "use_git_change_detection = false", ""]
+    return "\n".join(lines)
+
+
+def _scratch(group: str) -> Path:
+    work = OUT / group
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, work / name)
+    return work
+
+
+def run_group(group: str, jobs: int, collect_only: bool = False) -> dict:
+    """Run mutmut on a group (or, with collect_only, read a run that was stopped early)."""
+    mutate, tests = GROUPS[group]
+    tests = [t for t in tests if (ROOT / t).exists()]
+    work = OUT / group
+    mutmut = [sys.executable, "-m", "mutmut"]
+    started = time.monotonic()
+    if not collect_only:
+        work = _scratch(group)
+        (work / "setup.cfg").write_text(_setup_cfg(mutate, tests))
+        with open(OUT / f"{group}.log", "w") as log:
+            subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work,
+                           stdout=log, stderr=subprocess.STDOUT, check=False)
+    minutes = (time.monotonic() - started) / 60
+    listing = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work,
+                             capture_output=True, text=True, check=False).stdout
+    statuses = dict(m.groups() for m in map(_RESULT.match, listing.splitlines()) if m)
+    unchecked = {n for n, s in statuses.items() if s == "not checked"}  # a stopped run
+    statuses = {n: s for n, s in statuses.items() if n not in unchecked}
+    survivors = sorted(n for n, s in statuses.items() if s not in DETECTED)
+    shown = subprocess.run([sys.executable, "-c", _DIFFS], cwd=work, input=json.dumps(survivors),
+                           capture_output=True, text=True, check=True).stdout
+    diffs = {name: "\n".join(line for line in diff.splitlines()
+                             if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+             for name, diff in json.loads(shown).items()}
+    by_module: dict[str, dict[str, int]] = {}
+    for name, status in statuses.items():
+        module = name.split(".x")[0].split(".xǁ")[0]
+        counts = by_module.setdefault(module, {"total": 0, "detected": 0})
+        counts["total"] += 1
+        counts["detected"] += status in DETECTED
+    result = {"group": group, "mutate": mutate, "tests": tests, "minutes": round(minutes, 1),
+              "not_checked": len(unchecked), "statuses": statuses, "by_module": by_module,
+              "survivors": diffs}
+    (OUT / f"{group}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    return result
+
+
+def _score(counts: dict[str, int]) -> str:
+    total = counts["total"]
+    return f"{counts['detected']}/{total} ({100 * counts['detected'] / total:.1f} %)" \
+        if total else "no mutants"
+
+
+def write_report() -> Path:
+    lines = ["# Mutation testing report (mutmut 3)", "",
+             "Detected = killed, timed out or crashed. Survivors include mutants no selected",
+             "test reaches (`no tests`) and equivalent ones; docs/QUALITY.md has the notes.", ""]
+    lines += ["| group | module | detected of those run | not run | minutes |",
+              "| --- | --- | --- | --- | --- |"]
+    results = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
+    for r in results:
+        for module, counts in sorted(r["by_module"].items()):
+            lines.append(f"| {r['group']} | {module} | {_score(counts)} | "
+                         f"{r.get('not_checked', 0)} (group) | {r['minutes']} |")
+    for r in results:
+        lines += ["", f"## {r['group']}: surviving mutants", "",
+                  f"tests: {', '.join(r['tests'])}", ""]
+        for name, diff in r["survivors"].items():
+            lines += [f"### {name} ({r['statuses'][name]})", "```diff", diff, "```"]
+    report = OUT / "REPORT.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("groups", nargs="*", choices=list(GROUPS))
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--collect", action="store_true",
+                        help="only report on the groups' last (perhaps stopped) runs")
+    args = parser.parse_args(argv)
+    OUT.mkdir(exist_ok=True)
+    for group in args.groups or list(GROUPS):
+        r = run_group(group, args.jobs, collect_only=args.collect)
+        for module, counts in sorted(r["by_module"].items()):
+            print(f"{group:9} {module:22} {_score(counts)}  ({r['minutes']} min"
+                  + (f"; {r['not_checked']} mutants not run" if r["not_checked"] else "") + ")",
+                  flush=True)
+    print(f"report: {write_report()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
