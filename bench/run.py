@@ -397,8 +397,9 @@ def _render_charts(r: dict[str, Any]) -> list[str]:
     for label, key in (("a chart is drawn (choice + drawing + PNG), every run", "chart_ms"),
                        ("a chart is drawn, each result's fastest run", "chart_ms_best_of_runs"),
                        ("no chart (the choice alone)", "no_chart_ms")):
-        d = r[key]
-        out.append(_row(label, d["n"], d["p50"], d["p95"], d["p99"], d["max"]))
+        if key in r:  # an older result may lack the fastest-run figure
+            d = r[key]
+            out.append(_row(label, d["n"], d["p50"], d["p95"], d["p99"], d["max"]))
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["kinds"].items()))
     out += ["", (f"{r['results']} results (every bundled answer case's reference result and the "
                  f"three README examples), {r['repeat']} times each; {r['charted']} deserve a "
