@@ -405,6 +405,7 @@ def _render_charts(r: dict[str, Any]) -> list[str]:
                  f"three README examples), {r['repeat']} times each; {r['charted']} deserve a "
                  f"chart ({kinds}). The first chart of a process costs "
                  f"{r['cold_first_chart_ms']} ms (matplotlib's import and font cache).")]
+    return out
 
 
 def _render_replicas(r: dict[str, Any]) -> list[str]:
