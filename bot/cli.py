@@ -129,10 +129,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from bot.warehouse import open_warehouse
+    from bot.runtime import build_warehouse
 
     config = load_config()
-    wh = open_warehouse(config.db_path, config.limits)
+    wh = build_warehouse(config)
     try:
         res = wh.execute(args.sql)
     except QueryError as exc:
@@ -156,11 +156,37 @@ def cmd_db_init(args: argparse.Namespace) -> int:
 
     from schemas.generate import build
 
+    if args.engine == "spark":
+        return _db_init_spark(args)
     path = args.path or load_config().db_path
     t0 = time.perf_counter()
     counts = build(path, scale=args.scale)
     summary = ", ".join(f"{k} {v:,}" for k, v in counts.items())
     print(f"built {path} in {time.perf_counter() - t0:.1f}s: {summary}")
+    return EXIT_OK
+
+
+def _db_init_spark(args: argparse.Namespace) -> int:
+    """The same sample data written as tables through Spark Connect (FUNDBOT_WAREHOUSE)."""
+    import time
+
+    from bot.spark_warehouse import connect, dialect_for, redact_url
+    from schemas.spark_load import build_on_spark
+
+    config = load_config()
+    if not config.warehouse_url:
+        raise ConfigError("--engine spark writes to the Spark Connect server in "
+                          "FUNDBOT_WAREHOUSE; set it to sc://host:port")
+    t0 = time.perf_counter()
+    spark = connect(config.warehouse_url, config.warehouse_schema)
+    try:
+        counts = build_on_spark(spark, scale=args.scale,
+                                dialect=dialect_for(config.warehouse_url))
+    finally:
+        spark.stop()
+    summary = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    print(f"wrote the sample warehouse to {redact_url(config.warehouse_url)} in "
+          f"{time.perf_counter() - t0:.1f}s: {summary}")
     return EXIT_OK
 
 
@@ -220,6 +246,9 @@ def parser() -> argparse.ArgumentParser:
     init = db.add_parser("init", help="build the sample warehouse")
     init.add_argument("--path", help="DuckDB file (default: FUNDBOT_DB or data/fund.duckdb)")
     init.add_argument("--scale", type=float, default=1.0, help="multiply the row counts")
+    init.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                      help="duckdb: a file (default); spark: tables through the Spark Connect "
+                           "server in FUNDBOT_WAREHOUSE (the same generated values)")
     init.set_defaults(func=cmd_db_init)
     sub.add_parser("diagram", help="print the state machine as Mermaid").set_defaults(
         func=cmd_diagram)

@@ -44,6 +44,8 @@ class Config:
     allowed_users: set[str] = field(default_factory=set)
     workers: int = 8
     limits: Limits = field(default_factory=Limits)
+    warehouse_url: str = ""  # FUNDBOT_WAREHOUSE: sc://host:port selects Spark Connect
+    warehouse_schema: str = ""  # FUNDBOT_WAREHOUSE_SCHEMA: [catalog.]schema to USE on Spark
 
     @property
     def llm_configured(self) -> bool:
@@ -58,6 +60,10 @@ class Config:
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "warehouse_url" and value:  # an sc:// URL may carry a token
+                from bot.spark_warehouse import redact_url
+
+                value = redact_url(value)
             parts.append(f"{f.name}={'***' if f.name in hidden and value else repr(value)}")
         return f"Config({', '.join(parts)})"
 
@@ -116,7 +122,13 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
         port, workers = int(get("PORT", "3000")), int(get("FUNDBOT_WORKERS", "8"))
     except ValueError as exc:
         raise ConfigError("PORT and FUNDBOT_WORKERS must be whole numbers") from exc
+    warehouse = get("FUNDBOT_WAREHOUSE")
+    if warehouse and not warehouse.startswith("sc://"):
+        raise ConfigError("FUNDBOT_WAREHOUSE must be a Spark Connect URL such as "
+                          "sc://host:15002 (leave it unset for the DuckDB file in FUNDBOT_DB)")
     return Config(
+        warehouse_url=warehouse,
+        warehouse_schema=get("FUNDBOT_WAREHOUSE_SCHEMA"),
         openai_api_key=get("OPENAI_API_KEY"),
         openai_base_url=get("OPENAI_BASE_URL"),
         model=get("FUNDBOT_MODEL", "gpt-4o-mini"),

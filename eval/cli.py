@@ -96,9 +96,9 @@ def _public_url(url: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_config
-    from bot.runtime import build_llm
+    from bot.runtime import build_llm, build_warehouse
+    from bot.spark_warehouse import redact_url
     from bot.store import SqliteStore
-    from bot.warehouse import open_warehouse
     from eval import report
     from eval.gold import GoldLLM
     from eval.progress import Progress
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model and not gold:
         config.model = args.model
     if gold:
-        llm_for = GoldLLM
+        llm_for = None  # set once the warehouse, and so its dialect, is known
     else:
         try:
             shared = build_llm(config)
@@ -133,10 +133,14 @@ def run(args: argparse.Namespace) -> int:
             return shared  # one client serves every case
     db = args.db or config.db_path
     try:
-        warehouse = open_warehouse(db, config.limits)
-    except FileNotFoundError as exc:
+        warehouse = build_warehouse(config, db)
+    except (FileNotFoundError, RuntimeError) as exc:
         print(f"fundbot eval: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if gold:
+        dialect = warehouse.catalog.dialect
+        def llm_for(case: object) -> object:
+            return GoldLLM(case, dialect=dialect)  # the reference SQL in the engine's dialect
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     state = out / "state.sqlite3"
@@ -159,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
     meta = {
         "model": model, "endpoint": "" if gold else _public_url(config.openai_base_url),
         "cases_file": str(args.cases), "tags": args.tags, "today": today.isoformat(),
-        "as_of": as_of, "db": str(db), "concurrency": args.concurrency,
+        "as_of": as_of, "engine": warehouse.catalog.dialect,
+        "db": redact_url(config.warehouse_url) if config.warehouse_url else str(db),
+        "concurrency": args.concurrency,
         "started_at": started, "wall_seconds": round(wall, 3), "commit": _git_commit(),
         "python": platform.python_version(),
     }

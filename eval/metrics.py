@@ -64,7 +64,7 @@ def sql_recall(predicted: str | None, reference: str | None, catalog: Catalog) -
     pred = None
     if predicted and predicted.strip():
         try:
-            pred = analyze(predicted, catalog)
+            pred = analyze(predicted, catalog, catalog.dialect)  # written for the engine
         except QueryError:
             pred = None
     if pred is None:

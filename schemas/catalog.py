@@ -35,25 +35,41 @@ def load_docs(path: str | os.PathLike | None = None) -> dict[str, Any]:
 def build_catalog(con, docs: dict[str, Any] | None = None) -> Catalog:
     """Read tables/columns/types (and COMMENTs) of the main schema, overlay the docs."""
     docs = load_docs() if docs is None else docs
-    table_docs = {k.lower(): v for k, v in docs.get("tables", {}).items()}
-    tables: dict[str, TableDoc] = {}
-    for tname, tcomment in con.execute(
+    tables = con.execute(
         "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main' "
         "AND NOT internal UNION ALL SELECT view_name, comment FROM duckdb_views() "
         "WHERE schema_name = 'main' AND NOT internal ORDER BY 1"
-    ).fetchall():
+    ).fetchall()
+    columns = con.execute(
+        "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+        "WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index"
+    ).fetchall()
+    as_of = docs.get("as_of", "")
+    if docs.get("as_of_sql"):
+        # a user's DB may lack the table the docs expect: keep the documented date then
+        with contextlib.suppress(duckdb.Error):
+            row = con.execute(docs["as_of_sql"]).fetchone()
+            as_of = str(row[0]) if row and row[0] is not None else as_of
+    return overlay(tables, columns, docs, as_of)
+
+
+def overlay(tables: list[tuple[str, str | None]],
+            columns: list[tuple[str, str, str, str | None]], docs: dict[str, Any],
+            as_of: str = "", dialect: str = "duckdb") -> Catalog:
+    """The catalogue of what an engine reports, (table, comment) and (table, column, type,
+    comment) in order, documented from `docs`; any engine's adapter builds it this way."""
+    table_docs = {k.lower(): v for k, v in docs.get("tables", {}).items()}
+    by_name: dict[str, TableDoc] = {}
+    for tname, tcomment in tables:
         if tname.startswith("_"):
             continue  # private helper tables are not part of the catalogue
         tdoc = table_docs.get(tname.lower(), {})
-        tables[tname.lower()] = TableDoc(
+        by_name[tname.lower()] = TableDoc(
             name=tname, description=tdoc.get("description") or tcomment or "", columns={},
             keywords=list(tdoc.get("keywords", [])),
         )
-    for tname, cname, ctype, ccomment in con.execute(
-        "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
-        "WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index"
-    ).fetchall():
-        t = tables.get(tname.lower())
+    for tname, cname, ctype, ccomment in columns:
+        t = by_name.get(tname.lower())
         if t is None:
             continue
         tcols = table_docs.get(tname.lower(), {}).get("columns", {})
@@ -61,10 +77,5 @@ def build_catalog(con, docs: dict[str, Any] | None = None) -> Catalog:
         t.columns[cname.lower()] = ColumnDoc(
             name=cname, type=ctype, description=cdocs.get(cname.lower()) or ccomment or ""
         )
-    as_of = docs.get("as_of", "")
-    if docs.get("as_of_sql"):
-        # a user's DB may lack the table the docs expect: keep the documented date then
-        with contextlib.suppress(duckdb.Error):
-            row = con.execute(docs["as_of_sql"]).fetchone()
-            as_of = str(row[0]) if row and row[0] is not None else as_of
-    return Catalog(tables=tables, rules=list(docs.get("rules", [])), as_of=as_of)
+    return Catalog(tables=by_name, rules=list(docs.get("rules", [])),
+                   as_of=as_of or docs.get("as_of", ""), dialect=dialect)

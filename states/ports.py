@@ -7,6 +7,7 @@ SQLite store); tests and eval hand in fakes.
 from __future__ import annotations
 
 import dataclasses
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,6 +97,7 @@ class Catalog:
     tables: dict[str, TableDoc]  # keyed by lower-case table name
     rules: list[str] = field(default_factory=list)  # analyst rules, plain sentences
     as_of: str = ""  # ISO date the data is current to ("data as of")
+    dialect: str = "duckdb"  # the SQL the warehouse speaks (sqlglot name): duckdb, spark...
 
     def columns_by_table(self) -> dict[str, set[str]]:
         return {t: set(doc.columns) for t, doc in self.tables.items()}
@@ -118,6 +120,11 @@ class Ambiguity:
     kind: str
     mention: str
     candidates: list[Entity]
+
+
+# The turn being answered (its trace id), set by the machine for the turn's duration: a
+# warehouse may tag its queries with it (Spark job tags) so a whole turn can be cancelled.
+CURRENT_TURN: ContextVar[str] = ContextVar("fundbot_current_turn", default="")
 
 
 class Warehouse(Protocol):
