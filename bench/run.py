@@ -5,7 +5,8 @@
     python -m bench.run --quick               # small sizes for development; docs untouched
 
 Benchmarks: overhead (turn overhead), economy (LLM calls and prompt sizes), scale (warehouse
-at 11M valuation rows), slack (Slack under load), eval (eval throughput). Each result is kept
+at 11M valuation rows), slack (Slack under load), eval (eval throughput), spark (the same
+queries on local Spark beside DuckDB). Each result is kept
 in bench/.cache/results.json, so `--only` refreshes one section of the document and keeps
 the others. Exit status 1 when any target was missed (the figures are written regardless).
 """
@@ -26,7 +27,7 @@ from bench.common import CACHE, ROOT, machine
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = CACHE / "results.json"
-ORDER = ("overhead", "economy", "scale", "slack", "eval")
+ORDER = ("overhead", "economy", "scale", "slack", "eval", "spark")
 
 
 def _overhead(quick: bool) -> dict[str, Any]:
@@ -65,9 +66,15 @@ def _eval(quick: bool) -> dict[str, Any]:
     return eval_throughput.run(n_cases=20 if quick else 80, llm_seconds=0.2 if quick else 1.0)
 
 
+def _spark(quick: bool) -> dict[str, Any]:
+    from bench import spark
+
+    return spark.run(scale=35 if quick else 350, repeat=1)
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": _overhead, "economy": _economy, "scale": _scale, "slack": _slack,
-    "eval": _eval}
+    "eval": _eval, "spark": _spark}
 
 # ------------------------------------------------------------------ rendering
 
@@ -202,8 +209,29 @@ def _render_eval(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _render_spark(r: dict[str, Any]) -> list[str]:
+    d, s = r["duckdb"], r["spark"]
+    out = [(f"- {r['queries']} distinct reference SQL queries at scale {r['scale']:g} "
+            f"({r['rows']['valuations']:,} valuations), DuckDB beside a local Spark Connect "
+            f"server ({s['server']}), cold run then {r['repeat']} warm; Spark's SQL is the "
+            f"reference transpiled by sqlglot, through `SparkWarehouse.execute`."),
+           (f"- Spark: server start {s['server_start_s']} s, loading the warehouse through "
+            f"Spark Connect {s['load_s']} s, catalogue and dictionaries {s['open_s']} s; "
+            f"errors: DuckDB {len(d['errors'])}, Spark {len(s['errors'])}."), "",
+           _row("", "DuckDB p50 s", "DuckDB p95 s", "Spark p50 s", "Spark p95 s"),
+           _row("---", "--:", "--:", "--:", "--:")]
+    for label, key in (("cold", "cold_s"), ("warm", "warm_s")):
+        out.append(_row(label, d[key]["p50"], d[key]["p95"], s[key]["p50"], s[key]["p95"]))
+    out += ["", (f"Peak memory: DuckDB's querying process {d['peak_rss_gib']} GiB; Spark's "
+                 f"server JVM {s['jvm_peak_rss_gib']} GiB plus the client "
+                 f"{s['client_peak_rss_gib']} GiB. Slowest on Spark: "
+                 + ", ".join(f"{q['case']} {q['cold_s']} s" for q in s["slowest_cold"][:3])
+                 + ".")]
+    return out
+
+
 RENDER = {"overhead": _render_overhead, "economy": _render_economy, "scale": _render_scale,
-          "slack": _render_slack, "eval": _render_eval}
+          "slack": _render_slack, "eval": _render_eval, "spark": _render_spark}
 
 
 def _ok(flag: bool | None) -> str:
@@ -239,6 +267,10 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                  _ok(met.get("p95_cold") and met.get("p95_warm"))),
                 ("peak RSS ≤ 2 GiB on 2 cores", f"{r['peak_rss_gib']} GiB",
                  _ok(met.get("peak_rss")))]
+    if name == "spark":
+        return [(f"(no target) reference SQL p95 at {r['rows']['valuations']:,} valuations, "
+                 "DuckDB / local Spark", f"{r['duckdb']['warm_s']['p95']} s / "
+                 f"{r['spark']['warm_s']['p95']} s warm", _ok(met.get("spark_no_errors")))]
     if name == "slack":
         rows = []
         for x in r["runs"]:

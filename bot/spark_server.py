@@ -31,6 +31,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def master_cores(master: str) -> str:
+    """The N of local[N] ("2" for local[*] or anything else)."""
+    n = master.removeprefix("local[").removesuffix("]")
+    return n if n.isdigit() else "2"
+
+
 class SparkServerError(RuntimeError):
     """The local server would not start; the message carries the end of its log."""
 
@@ -51,8 +57,8 @@ class LocalSparkConnect:
             "spark.sql.warehouse.dir": str(self.workdir / "warehouse"),
             "spark.local.dir": str(self.workdir / "scratch"),
             "spark.ui.enabled": "false",
-            # a few small tables on two cores: 200 shuffle partitions would be 200 tiny tasks
-            "spark.sql.shuffle.partitions": "4",
+            # one machine: 200 shuffle partitions would be 200 tiny tasks per stage
+            "spark.sql.shuffle.partitions": master_cores(master),
             "spark.driver.extraJavaOptions": f"-Dderby.system.home={self.workdir / 'derby'}",
             **(conf or {}),
         }

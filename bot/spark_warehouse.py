@@ -19,6 +19,7 @@ an error message.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import time
@@ -33,7 +34,10 @@ from states.ports import CURRENT_TURN, Ambiguity, Entity, Limits, QueryError, Qu
 
 _MAX_MESSAGE = 600
 _REINTERRUPT_S = 0.25  # a tag interrupted before its operation registered is sent again
-_NOISE = re.compile(r"\s*(SQLSTATE: \w+|JVM stacktrace:.*|== SQL.*)", re.DOTALL)
+# Where Spark's message ends and its diagnostics begin: the JVM stack, the query context, the
+# logical plan ('Project ..., +- Relation ..., GlobalLimit ...).
+_DIAGNOSTICS = re.compile(r"^\s*(JVM stacktrace:|== |'|\+-|:  |[A-Z][A-Za-z]+ \[|GlobalLimit )")
+_NOISE = re.compile(r"\s*SQLSTATE: \w+;?|;?\s*line \d+ pos \d+;?")
 _SECRET_PARAM = re.compile(r";?\s*(token|password|secret)\s*=[^;\s]*", re.IGNORECASE)
 _DATABRICKS_HOST = re.compile(r"\.(cloud\.databricks\.com|azuredatabricks\.net|"
                               r"gcp\.databricks\.com)$", re.IGNORECASE)
@@ -64,6 +68,12 @@ def connect(url: str, schema: str = "") -> Any:
     except ImportError as exc:  # an optional extra: say how to get it
         raise RuntimeError("the Spark warehouse needs pyspark's Spark Connect client: "
                            "pip install 'fundbot[spark]'") from exc
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        # pyspark logs every failed query with its plan and JVM stack to stderr; the error
+        # reaches the caller as a QueryError, the rest is noise that may quote data
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
     spark = SparkSession.builder.remote(url).create()
     try:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
@@ -195,10 +205,12 @@ class SparkWarehouse:
 
     def _error(self, exc: Exception, timed_out: bool, sql: str) -> QueryError:
         text = str(exc)
-        if timed_out or "OPERATION_CANCELED" in text:
+        if timed_out:
             limit = f"{self.limits.query_timeout_s:g}"
             return QueryError("timeout", f"the query ran longer than {limit} s and was stopped; "
                               "make it cheaper (filter early, avoid cross joins)", sql)
+        if "OPERATION_CANCELED" in text:  # by its turn's tag, or by an operator
+            return QueryError("runtime", "the query was cancelled on the cluster", sql)
         name = type(exc).__name__
         if name == "ParseException":
             kind = "parse"
@@ -210,7 +222,9 @@ class SparkWarehouse:
 
     def _clean(self, message: str) -> str:
         """Spark's message without stack traces, SQL context, the URL or its token."""
-        message = _NOISE.sub("", message.replace(self._url, redact_url(self._url)))
+        lines = message.replace(self._url, redact_url(self._url)).splitlines()
+        end = next((i for i, ln in enumerate(lines) if i and _DIAGNOSTICS.match(ln)), len(lines))
+        message = _NOISE.sub("", "\n".join(lines[:end]))
         message = _SECRET_PARAM.sub("", message)
         message = " ".join(message.split())
         return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"

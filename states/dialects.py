@@ -64,6 +64,9 @@ SPARK_FUNCTIONS: frozenset[str] = frozenset(
         "array_contains", "array_size", "size", "cardinality", "array_distinct",
         "sort_array", "array_sort", "element_at", "array_position", "array_min",
         "array_max",
+        # sqlglot's own names for some of the above, matched when it keeps no written name
+        "approx_quantile", "group_concat", "argmax", "argmin", "arg_max", "arg_min",
+        "time_str_to_time", "ts_or_ds_to_date", "str_to_time", "time_to_str",
     }
 )
 
