@@ -117,6 +117,7 @@ _MAX_PROBLEMS = 5  # problems listed in one refusal; more would drown the first
 # the memory limit nor an interrupt can stop (repeat('x', 1e9) takes seconds and 2 GB past a
 # 128 MB limit and a 1 s timeout), so their sizes must be small literals.
 MAX_BUILT_CHARS = 1000
+MAX_CONCATENATIONS = 16  # on Spark: at most 2**16 times the longest input, however nested
 MAX_SQL_CHARS = 20_000  # a query longer than this is a runaway model, not an analyst's SQL
 # a printf spec's flags/width/precision, a format field's contents
 _PRINTF_SPEC = re.compile(r"%([^a-zA-Z%]*)")
@@ -546,12 +547,45 @@ def _table_problems(table: exp.Table, dialect: str = DIALECT) -> list[str]:
 
 
 def _spark_problems(node: exp.Expr) -> list[str]:
-    """Spark forms that run programs or reach outside the query."""
+    """Spark forms that run programs, reach outside the query, or cannot be stopped."""
     if isinstance(node, exp.QueryTransform):
         return ["TRANSFORM ... USING runs a program on the cluster; it is not allowed"]
     if isinstance(node, exp.Hint):
         return ["query hints are not allowed; write the query without /*+ ... */"]
+    if node.parent is None and _concatenations(node) > MAX_CONCATENATIONS:
+        # Spark folds constant strings while planning, in the driver, where no interrupt
+        # reaches: s||s through a few CTEs builds gigabytes before any task starts
+        return [f"more than {MAX_CONCATENATIONS} string concatenations in one query are not "
+                "allowed on Spark; build long texts in the answer, not in SQL"]
+    if isinstance(node, exp.Select) and _nested_loop_join(node):
+        # Spark runs it as a nested-loop join whose tasks do not notice a cancel: they keep
+        # the cluster's cores busy long after the time limit (seen: 15 minutes on local[2])
+        return ["a join without an equality between columns of both sides (a cross join, a "
+                "comma join without a WHERE key, a join ON an inequality) is not allowed on "
+                "Spark: it cannot be stopped once started; join on keys (a.id = b.id)"]
     return []
+
+
+def _concatenations(tree: exp.Expr) -> int:
+    return sum(1 for _ in tree.find_all(exp.DPipe)) + sum(
+        max(0, len(c.expressions) - 1) for c in tree.find_all(exp.Concat, exp.ConcatWs))
+
+
+def _column_equality(condition: exp.Expr | None) -> bool:
+    return condition is not None and any(
+        isinstance(eq.left, exp.Column) and isinstance(eq.right, exp.Column)
+        for eq in condition.find_all(exp.EQ))
+
+
+def _nested_loop_join(select: exp.Select) -> bool:
+    where = select.args.get("where")
+    for join in select.args.get("joins") or []:
+        if join.args.get("using") or isinstance(join.this, exp.Lateral):
+            continue
+        on = join.args.get("on")
+        if not _column_equality(on if on is not None else where):
+            return True
+    return False
 
 
 def _unknown_table_message(name: str, catalog: Catalog) -> str:

@@ -56,6 +56,12 @@ def test_the_guard_parses_and_writes_the_engines_dialect(catalog):
     ("SELECT secret('scope', 'key')", "secret"),
     ("SELECT strip_accents(fund_name) FROM funds", "strip_accents"),  # DuckDB's, not Spark's
     ("ADD JAR /tmp/x.jar", "ADD"),
+    ("SELECT count(*) FROM valuations a, valuations b", "cannot be stopped"),
+    ("SELECT count(*) FROM funds a CROSS JOIN funds b", "cannot be stopped"),
+    ("SELECT count(*) FROM funds a JOIN funds b ON a.fund_id < b.fund_id", "cannot be stopped"),
+    ("WITH a AS (SELECT 'xx' AS s), b AS (SELECT " + "||".join(["s"] * 10) + " AS s FROM a), "
+     "c AS (SELECT " + "||".join(["s"] * 10) + " AS s FROM b) SELECT length(s) FROM c",
+     "concatenations"),
     ("CACHE TABLE funds", "CACHE"),
     ("SET spark.sql.ansi.enabled = false", "SET"),
 ])
@@ -64,6 +70,16 @@ def test_spark_specific_sql_is_refused(catalog, sql, fragment):
         check(sql, catalog, 10, "spark")
     assert info.value.kind in ("refused", "parse") and fragment in info.value.message, \
         info.value.message
+
+
+def test_keyed_joins_and_a_few_concatenations_pass_on_spark(catalog):
+    for sql in ("SELECT count(*) FROM funds a, investments b WHERE a.fund_id = b.fund_id",
+                "SELECT count(*) FROM funds a JOIN investments b USING (fund_id)",
+                "SELECT f.fund_name || ' (' || f.status || ')' FROM funds f "
+                "JOIN investments i ON i.fund_id = f.fund_id AND i.amount_usd > 5"):
+        check(sql, catalog, 10, "spark")
+    # DuckDB stops these itself (interrupt, memory limit): the rules are Spark's
+    check("SELECT count(*) FROM valuations a, valuations b", catalog, 10)
 
 
 def test_spark_allow_list_has_no_dangerous_names():
