@@ -63,6 +63,7 @@ class LocalSparkConnect:
             **(conf or {}),
         }
         self.proc: subprocess.Popen | None = None
+        self._watchdog: subprocess.Popen | None = None
         self.log = self.workdir / "server.log"
 
     @property
@@ -87,12 +88,23 @@ class LocalSparkConnect:
             self.proc = subprocess.Popen(cmd, env=env, cwd=self.workdir, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
+        self._watch_parent()
         try:
             self._wait_ready(ready_within_s)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _watch_parent(self) -> None:
+        """Stop the server if this process dies without stop() (a killed test run): a small
+        shell loop, in its own session, ends the group within a second of the parent."""
+        assert self.proc is not None
+        script = (f"while kill -0 {os.getpid()} 2>/dev/null && kill -0 -- -{self.proc.pid} "
+                  f"2>/dev/null; do sleep 1; done; kill -TERM -- -{self.proc.pid} 2>/dev/null")
+        self._watchdog = subprocess.Popen(["bash", "-c", script], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          start_new_session=True)
 
     def _wait_ready(self, within_s: float) -> None:
         deadline = time.monotonic() + within_s
@@ -132,9 +144,22 @@ class LocalSparkConnect:
     def stop(self) -> None:
         """Stop the server's whole process group (the script, spark-submit and the JVM)."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        watchdog, self._watchdog = self._watchdog, None
+        try:
+            self._stop_group(proc)
+        finally:
+            if watchdog is not None:  # it sees the group gone within a second
+                try:
+                    watchdog.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    watchdog.kill()
+                    watchdog.wait()
+
+    @staticmethod
+    def _stop_group(proc: subprocess.Popen | None) -> None:
+        if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):  # the group, even if its leader is gone
             os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=30)
