@@ -190,12 +190,12 @@ def test_hostile_sql_is_refused_or_stopped_on_spark(spark_url: str, capsys):
 
 # --------------------------------------------------------------------- bounds
 
-# Slow by design and stoppable: ~170M joined rows, a string distance on each, and few matches
-# per input row, so Spark's tasks see the cancel between input rows (see SPARK_OUTLIVES_CANCEL).
+# Slow by design (~2.2M joined rows, a string distance on each) yet bounded: a task Spark is
+# told to cancel still finishes its partition (SECURITY.md, known limits), so the work left
+# after the time limit must stay small enough not to hold the shared test server's cores.
 SLOW_SQL = ("SELECT count(*) AS n FROM valuations a JOIN valuations b ON a.company_id = "
-            "b.company_id JOIN valuations c ON b.company_id = c.company_id WHERE levenshtein("
-            "concat(a.valuation_date, c.fair_value_usd), concat(b.valuation_date, "
-            "c.valuation_date)) < 3")
+            "b.company_id WHERE levenshtein(concat(a.valuation_date, b.fair_value_usd, "
+            "a.fair_value_usd), concat(b.valuation_date, a.fair_value_usd, b.fair_value_usd)) < 3")
 
 
 def test_a_slow_query_is_interrupted_at_the_time_limit(spark_url: str):
@@ -211,7 +211,7 @@ def test_a_slow_query_is_interrupted_at_the_time_limit(spark_url: str):
         out = box["out"]
         assert isinstance(out, QueryError) and out.kind == "timeout", out
         assert "2 s" in out.message
-        wh.limits.query_timeout_s = 120  # the session still answers (a busy box is slow)
+        wh.limits.query_timeout_s = 300  # the session answers once the cores are free again
         assert wh.execute("SELECT count(*) AS n FROM funds").rows == [(8,)]
 
 
