@@ -52,6 +52,8 @@ class Config:
     mcp_token: str = ""  # FUNDBOT_MCP_TOKEN: a token, or name:token pairs (bot/mcp_server.py)
     mcp_rate: str = "60/minute"  # FUNDBOT_MCP_RATE: tool calls per MCP client
     chart_dir: str = "data/charts"  # FUNDBOT_CHART_DIR: where `fundbot chat` saves charts
+    warehouse_url: str = ""  # FUNDBOT_WAREHOUSE: sc://host:port selects Spark Connect
+    warehouse_schema: str = ""  # FUNDBOT_WAREHOUSE_SCHEMA: [catalog.]schema to USE on Spark
 
     @property
     def llm_configured(self) -> bool:
@@ -67,6 +69,10 @@ class Config:
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "warehouse_url" and value:  # an sc:// URL may carry a token
+                from bot.spark_warehouse import redact_url
+
+                value = redact_url(value)
             parts.append(f"{f.name}={'***' if f.name in hidden and value else repr(value)}")
         return f"Config({', '.join(parts)})"
 
@@ -138,7 +144,13 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
             raise ValueError
     except ValueError as exc:
         raise ConfigError("FUNDBOT_INBOX_LEASE_S must be seconds between 0.5 and 60") from exc
+    warehouse = get("FUNDBOT_WAREHOUSE")
+    if warehouse and not warehouse.startswith("sc://"):
+        raise ConfigError("FUNDBOT_WAREHOUSE must be a Spark Connect URL such as "
+                          "sc://host:15002 (leave it unset for the DuckDB file in FUNDBOT_DB)")
     return Config(
+        warehouse_url=warehouse,
+        warehouse_schema=get("FUNDBOT_WAREHOUSE_SCHEMA"),
         openai_api_key=get("OPENAI_API_KEY"),
         openai_base_url=get("OPENAI_BASE_URL"),
         model=get("FUNDBOT_MODEL", "gpt-4o-mini"),
