@@ -9,8 +9,9 @@ at 11M valuation rows), slack (Slack under load), eval (eval throughput), mcp (a
 MCP vs the same turn in-process), exits (200 starts of `fundbot sql --json`, all must exit 0),
 wide (own time per turn at 6 vs 60 tables), verify (answer verification: false rejections,
 catches, step time), charts (a chart's cost per turn), sqlwall (the SQL worker pool's cost and
-attacks past the guard), slack_attack (Slack under load and attack), verified (verified-query
-retrieval, wrong matches, LLM calls). Each result is kept in
+attacks past the guard), slack_attack (Slack under load and attack), replicas (several bot
+processes on one PostgreSQL store), verified (verified-query retrieval, wrong matches, LLM
+calls), spark (the same queries on local Spark beside DuckDB). Each result is kept in
 bench/.cache/results.json, so `--only` refreshes one section of the document and keeps the
 others (and their summary rows). Exit status 1 when any target was missed (the figures are
 written regardless).
@@ -133,6 +134,12 @@ def _verified(quick: bool) -> dict[str, Any]:
     return verified.run()
 
 
+def _spark(quick: bool) -> dict[str, Any]:
+    from bench import spark
+
+    return spark.run(scale=35 if quick else 350, repeat=1)
+
+
 RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "overhead": _overhead,
     "economy": _economy,
@@ -148,6 +155,7 @@ RUNNERS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "slack_attack": _slack_attack,
     "replicas": _replicas,
     "verified": _verified,
+    "spark": _spark,
 }
 ORDER = tuple(RUNNERS)
 
@@ -433,6 +441,25 @@ def _render_verified(r: dict[str, Any]) -> list[str]:
     from bench import verified
 
     return verified.render(r, _row)
+def _render_spark(r: dict[str, Any]) -> list[str]:
+    d, s = r["duckdb"], r["spark"]
+    out = [(f"- {r['queries']} distinct reference SQL queries at scale {r['scale']:g} "
+            f"({r['rows']['valuations']:,} valuations), DuckDB beside a local Spark Connect "
+            f"server ({s['server']}), cold run then {r['repeat']} warm; Spark's SQL is the "
+            f"reference transpiled by sqlglot, through `SparkWarehouse.execute`."),
+           (f"- Spark: server start {s['server_start_s']} s, loading the warehouse through "
+            f"Spark Connect {s['load_s']} s, catalogue and dictionaries {s['open_s']} s; "
+            f"errors: DuckDB {len(d['errors'])}, Spark {len(s['errors'])}."), "",
+           _row("", "DuckDB p50 s", "DuckDB p95 s", "Spark p50 s", "Spark p95 s"),
+           _row("---", "--:", "--:", "--:", "--:")]
+    for label, key in (("cold", "cold_s"), ("warm", "warm_s")):
+        out.append(_row(label, d[key]["p50"], d[key]["p95"], s[key]["p50"], s[key]["p95"]))
+    out += ["", (f"Peak memory: DuckDB's querying process {d['peak_rss_gib']} GiB; Spark's "
+                 f"server JVM {s['jvm_peak_rss_gib']} GiB plus the client "
+                 f"{s['client_peak_rss_gib']} GiB. Slowest on Spark: "
+                 + ", ".join(f"{q['case']} {q['cold_s']} s" for q in s["slowest_cold"][:3])
+                 + ".")]
+    return out
 
 
 RENDER = {
@@ -450,6 +477,7 @@ RENDER = {
     "slack_attack": _render_slack_attack,
     "replicas": _render_replicas,
     "verified": _render_verified,
+    "spark": _render_spark,
 }
 
 
@@ -486,6 +514,10 @@ def summary_rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                  _ok(met.get("p95_cold") and met.get("p95_warm"))),
                 ("peak RSS ≤ 2 GiB on 2 cores", f"{r['peak_rss_gib']} GiB",
                  _ok(met.get("peak_rss")))]
+    if name == "spark":
+        return [(f"(no target) reference SQL p95 at {r['rows']['valuations']:,} valuations, "
+                 "DuckDB / local Spark", f"{r['duckdb']['warm_s']['p95']} s / "
+                 f"{r['spark']['warm_s']['p95']} s warm", _ok(met.get("spark_no_errors")))]
     if name == "slack":
         rows = []
         for x in r["runs"]:

@@ -79,12 +79,13 @@ def readable_header(column: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def pretty_sql(sql: str) -> str:
-    """The SQL laid out on several lines (sqlglot), or as written when it will not parse."""
+def pretty_sql(sql: str, dialect: str = "duckdb") -> str:
+    """The SQL laid out on several lines (sqlglot, in the warehouse's `dialect`: what ran, not
+    a translation), or as written when it will not parse."""
     import sqlglot
 
     try:
-        return sqlglot.transpile(sql, read="duckdb", write="duckdb", pretty=True)[0]
+        return sqlglot.transpile(sql, read=dialect, write=dialect, pretty=True)[0]
     except (sqlglot.errors.SqlglotError, IndexError):
         return sql
 
@@ -102,20 +103,20 @@ def result_json(r: TurnResult) -> dict[str, Any]:
     }
 
 
-def print_result(r: TurnResult, out=None) -> None:
+def print_result(r: TurnResult, out=None, dialect: str = "duckdb") -> None:
     out = out or sys.stdout  # looked up now: tests and callers may have replaced it
-    for block in result_blocks(r):
+    for block in result_blocks(r, dialect):
         print(block, file=out)
 
 
-def result_blocks(r: TurnResult) -> list[str]:
+def result_blocks(r: TurnResult, dialect: str = "duckdb") -> list[str]:
     """What the terminal shows for a turn, block by block; the last is the footer line."""
     if r.state == "clarify":
         options = [f"  {i}. {opt}" for i, opt in enumerate(r.options, 1)]
         return [r.clarification or "", *options, f"\n({_trace(r)})"]
     blocks = [r.answer or ""]
     if r.sql:
-        blocks.append(f"\nSQL:\n{pretty_sql(r.sql)}")
+        blocks.append(f"\nSQL:\n{pretty_sql(r.sql, dialect)}")
     if r.columns and r.rows:
         blocks.append("\n" + text_table(r.columns, r.rows))
     facts = []
@@ -157,7 +158,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(dump_json({**result_json(result), **({"chart": chart} if args.chart else {})}))
     else:
-        print_result(result)
+        print_result(result, dialect=deps.warehouse.catalog.dialect)
         if args.chart:
             print(f"chart: {chart}" if chart else "chart: none (this result reads better as "
                   "text)")
@@ -248,17 +249,17 @@ def _chat(deps, chart_dir: Path) -> int:
             # so the thread is as it was before the question.
             print("(cancelled; the thread is as it was before this question)")
             continue
-        print_result(result)
+        print_result(result, dialect=deps.warehouse.catalog.dialect)
         chart = save_chart(result, chart_dir / f"{result.trace_id or thread}.png")
         if chart:
             print(f"(chart: {chart})")
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from bot.warehouse import open_warehouse
+    from bot.runtime import build_warehouse
 
     config = load_config()
-    with open_warehouse(config.db_path, config.limits) as wh:  # closed before we return
+    with build_warehouse(config) as wh:  # closed before we return
         try:
             res = wh.execute(args.sql)
         except QueryError as exc:
@@ -283,6 +284,8 @@ def cmd_db_init(args: argparse.Namespace) -> int:
 
     from schemas.generate import DEFAULT_SEED, build
 
+    if args.engine == "spark":
+        return _db_init_spark(args)
     path = args.path or load_config().db_path
     t0 = time.perf_counter()
     seed = DEFAULT_SEED if args.seed is None else args.seed
@@ -331,6 +334,30 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         ok &= good
         print(f"{'ok  ' if good else 'FAIL'} {name:<9} {line}", flush=True)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _db_init_spark(args: argparse.Namespace) -> int:
+    """The same sample data written as tables through Spark Connect (FUNDBOT_WAREHOUSE)."""
+    import time
+
+    from bot.spark_warehouse import connect, dialect_for, redact_url
+    from schemas.spark_load import build_on_spark
+
+    config = load_config()
+    if not config.warehouse_url:
+        raise ConfigError("--engine spark writes to the Spark Connect server in "
+                          "FUNDBOT_WAREHOUSE; set it to sc://host:port")
+    t0 = time.perf_counter()
+    spark = connect(config.warehouse_url, config.warehouse_schema)
+    try:
+        counts = build_on_spark(spark, scale=args.scale, seed=args.seed,
+                                dialect=dialect_for(config.warehouse_url))
+    finally:
+        spark.stop()
+    summary = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    print(f"wrote the sample warehouse to {redact_url(config.warehouse_url)} in "
+          f"{time.perf_counter() - t0:.1f}s: {summary}")
+    return EXIT_OK
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
@@ -405,6 +432,9 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--scale", type=float, default=1.0, help="multiply the row counts")
     init.add_argument("--seed", type=int, default=None, help="another seed builds a variant: "
                       "same schema, names and rules, different values")
+    init.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                      help="duckdb: a file (default); spark: tables through the Spark Connect "
+                           "server in FUNDBOT_WAREHOUSE (the same generated values)")
     init.set_defaults(func=cmd_db_init)
     mig = db.add_parser("migrate-state", help="copy every conversation, trace, event id and "
                         "feedback row from one state store to another (SQLite path or "

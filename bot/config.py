@@ -56,6 +56,8 @@ class Config:
     allow_external: bool = False  # answer Slack Connect guests from other organisations
     slack_stream: bool = True  # stream answers (chat.startStream); off: post, then update
     reviewers: set[str] = field(default_factory=set)  # FUNDBOT_REVIEWERS: Slack user ids
+    warehouse_url: str = ""  # FUNDBOT_WAREHOUSE: sc://host:port selects Spark Connect
+    warehouse_schema: str = ""  # FUNDBOT_WAREHOUSE_SCHEMA: [catalog.]schema to USE on Spark
 
     @property
     def llm_configured(self) -> bool:
@@ -71,6 +73,10 @@ class Config:
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "warehouse_url" and value:  # an sc:// URL may carry a token
+                from bot.spark_warehouse import redact_url
+
+                value = redact_url(value)
             parts.append(f"{f.name}={'***' if f.name in hidden and value else repr(value)}")
         return f"Config({', '.join(parts)})"
 
@@ -142,7 +148,13 @@ def load_config(env: dict[str, str] | None = None, dotenv: bool = True) -> Confi
             raise ValueError
     except ValueError as exc:
         raise ConfigError("FUNDBOT_INBOX_LEASE_S must be seconds between 0.5 and 60") from exc
+    warehouse = get("FUNDBOT_WAREHOUSE")
+    if warehouse and not warehouse.startswith("sc://"):
+        raise ConfigError("FUNDBOT_WAREHOUSE must be a Spark Connect URL such as "
+                          "sc://host:15002 (leave it unset for the DuckDB file in FUNDBOT_DB)")
     return Config(
+        warehouse_url=warehouse,
+        warehouse_schema=get("FUNDBOT_WAREHOUSE_SCHEMA"),
         openai_api_key=get("OPENAI_API_KEY"),
         openai_base_url=get("OPENAI_BASE_URL"),
         model=get("FUNDBOT_MODEL", "gpt-4o-mini"),

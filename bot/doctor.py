@@ -29,6 +29,8 @@ def check_warehouse(config: Config) -> Check:
     from bot.warehouse import open_warehouse
     from states.ports import QueryError
 
+    if config.warehouse_url:  # FUNDBOT_WAREHOUSE=sc://...: the Spark Connect warehouse
+        return _check_spark(config)
     try:
         warehouse = open_warehouse(config.db_path, config.limits)
         catalog = warehouse.catalog
@@ -39,6 +41,20 @@ def check_warehouse(config: Config) -> Check:
     except Exception as err:  # a damaged or foreign file: name it, not a traceback
         return "warehouse", False, (f"cannot open {config.db_path} ({type(err).__name__}); "
                                     "rebuild it with `fundbot db init` or fix FUNDBOT_DB")
+
+
+def _check_spark(config: Config) -> Check:
+    from bot.spark_warehouse import SparkWarehouse, redact_url
+
+    try:
+        with SparkWarehouse(config.warehouse_url, config.limits,
+                            schema=config.warehouse_schema) as warehouse:
+            catalog = warehouse.catalog
+            return ("warehouse", True, f"Spark {redact_url(config.warehouse_url)}, "
+                                       f"{len(catalog.tables)} tables, data as of "
+                                       f"{catalog.as_of or 'unknown'}")
+    except RuntimeError as err:  # one line, the URL's token removed
+        return "warehouse", False, str(err)
 
 
 def check_llm(config: Config) -> Check:

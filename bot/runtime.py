@@ -24,14 +24,26 @@ def build_llm(config: Config):
 def build_deps(config: Config, llm=None) -> Deps:
     """The ports for ``config``; ``llm`` replaces the configured endpoint (eval's gold model)."""
     from bot.store import open_store
-    from bot.warehouse import open_warehouse
 
     llm = llm if llm is not None else build_llm(config)
-    warehouse = open_warehouse(config.db_path, config.limits)
+    warehouse = build_warehouse(config)
     # PostgreSQL: a connection per turn lock and one for the statements of each turn
     store = open_store(config.state_path, pool_size=2 * config.workers + 4)
     return Deps(llm=llm, warehouse=warehouse, store=store,
                 limits=config.limits, today=config.today, library=store)
+
+
+def build_warehouse(config: Config, db: str | None = None):
+    """Spark Connect when FUNDBOT_WAREHOUSE is an sc:// URL, else the DuckDB file (`db`, or
+    FUNDBOT_DB)."""
+    if config.warehouse_url:
+        from bot.spark_warehouse import SparkWarehouse
+
+        return SparkWarehouse(config.warehouse_url, config.limits,
+                              schema=config.warehouse_schema)
+    from bot.warehouse import open_warehouse
+
+    return open_warehouse(db or config.db_path, config.limits)
 
 
 @contextmanager

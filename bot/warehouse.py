@@ -57,6 +57,11 @@ _EXPECTED = {
 }
 
 
+def too_big_message(limits: Limits) -> str:
+    return (f"one row of the result is larger than the {limits.max_result_bytes:,}-byte "
+            "limit on results; select shorter values (substr, length) or aggregate")
+
+
 class QueryErrors:
     """DuckDB's errors as QueryErrors a user can act on, without host paths."""
 
@@ -70,8 +75,7 @@ class QueryErrors:
         return memory_message(self.limits)
 
     def too_big(self) -> str:
-        return (f"one row of the result is larger than the {self.limits.max_result_bytes:,}-byte "
-                "limit on results; select shorter values (substr, length) or aggregate")
+        return too_big_message(self.limits)
 
     def from_duckdb(self, exc: duckdb.Error, timed_out: bool) -> tuple[str, str]:
         """(kind, message) for a DuckDB error."""

@@ -126,8 +126,7 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_config
-    from bot.runtime import build_llm
-    from bot.warehouse import open_warehouse
+    from bot.runtime import build_llm, build_warehouse
     from eval import report
     from eval.gold import GoldLLM
     from eval.preflight import PreflightError, check_endpoint, failing_references
@@ -152,14 +151,14 @@ def run(args: argparse.Namespace) -> int:
     if args.model and not gold:
         config.model = args.model
     if gold:
-        llm_for = GoldLLM
+        gold_llm = GoldLLM  # given the warehouse's dialect once it is open
     elif replay:
         from eval.scripted import REPLAYS
 
         name = args.model.split(":", 1)[1].lower()
         if name not in REPLAYS:
             return _fail(f"no replay model {name!r}; there are: {', '.join(REPLAYS)}")
-        llm_for = REPLAYS[name]
+        gold_llm = REPLAYS[name]
         gold = True  # a replay: no endpoint
     else:
         try:
@@ -172,11 +171,21 @@ def run(args: argparse.Namespace) -> int:
 
         def llm_for(case: object) -> object:
             return shared  # one client serves every case
+    if args.variants and config.warehouse_url:
+        return _fail("--variants needs the DuckDB warehouse: it builds seeded variants of the "
+                     "sample as DuckDB files and runs the predicted SQL on them, which on Spark "
+                     "is Spark SQL; unset FUNDBOT_WAREHOUSE to use it")
     db = args.db or config.db_path
     try:
-        warehouse = open_warehouse(db, config.limits)
-    except FileNotFoundError as exc:
+        warehouse = build_warehouse(config, db)
+    except (FileNotFoundError, RuntimeError) as exc:
         return _fail(str(exc))
+    if gold:
+        dialect = warehouse.catalog.dialect
+
+        def llm_for(case: object) -> object:
+            # the reference SQL (written in DuckDB SQL) in the engine's dialect
+            return gold_llm(case, dialect=dialect)
     variants = []
     try:
         broken = failing_references(cases, warehouse)
@@ -201,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args, cases, config, warehouse, variants, llm_for, gold, db, out) -> int:
+    from bot.spark_warehouse import redact_url
     from bot.store import SqliteStore
     from eval import report
     from eval.progress import Progress
@@ -229,7 +239,9 @@ def _run(args, cases, config, warehouse, variants, llm_for, gold, db, out) -> in
     meta = {
         "model": model, "endpoint": "" if gold else _public_url(config.openai_base_url),
         "cases_file": str(args.cases), "tags": args.tags, "today": today.isoformat(),
-        "as_of": as_of, "db": str(db), "concurrency": args.concurrency,
+        "as_of": as_of, "engine": warehouse.catalog.dialect,
+        "db": redact_url(config.warehouse_url) if config.warehouse_url else str(db),
+        "concurrency": args.concurrency,
         "temperature": args.temperature, "seed": args.seed, "variants": len(variants),
         "repeat": args.repeat, "cases_selected": len(cases), "interrupted": interrupted[0],
         "started_at": started, "wall_seconds": round(wall, 3), "commit": _git_commit(),

@@ -27,6 +27,7 @@ from typing import Any
 from eval.cases import Case, TurnSpec
 from eval.metrics import canonical_rows, is_ordered
 from states.debug import KEEP
+from states.dialects import transpile
 from states.ports import LLMReply, ToolCall, Usage
 from states.prompts import OUT_OF_SCOPE
 
@@ -173,7 +174,8 @@ class GoldLLM:
 
     model = "gold"
 
-    def __init__(self, case: Case) -> None:
+    def __init__(self, case: Case, dialect: str = "duckdb") -> None:
+        self.dialect = dialect  # the warehouse's: the reference SQL is transpiled to it
         self.case = case
         self.turn = 0  # the runner sets this before each message of the case
         self.expected_answer: str | None = None  # and this: the reference answer
@@ -201,7 +203,7 @@ class GoldLLM:
             return self._text(messages, spec.clarification or "Which one do you mean: "
                               + " or ".join(spec.options) + "?")
         # understand (or debug of a failing reference: the same SQL again, so it shows)
-        args = json.dumps({"sql": spec.sql})
+        args = json.dumps({"sql": transpile(spec.sql, self.dialect)})
         return LLMReply(content=None, tool_calls=[ToolCall("gold-1", "sql_query", args)],
                         usage=_usage(messages, args), model=self.model,
                         finish_reason="tool_calls")

@@ -72,10 +72,10 @@ def _foreign_keys(catalog: Catalog) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _literal_filters(sql: str) -> list[tuple[str, bool]]:
+def _literal_filters(sql: str, dialect: str = DIALECT) -> list[tuple[str, bool]]:
     """(column name, compared with a number) for every `col = literal` / `col IN (...)`."""
     try:
-        tree = sqlglot.parse_one(sql, read=DIALECT)
+        tree = sqlglot.parse_one(sql, read=dialect)
     except sqlglot.errors.SqlglotError:
         return []
     out = []
@@ -101,7 +101,7 @@ def _resolved_reads(predicted: str, reference: str, catalog: Catalog
     named = {c for c, numeric in _literal_filters(reference) if not numeric}
     tables: set[str] = set()
     cols: set[str] = set()
-    for c, numeric in _literal_filters(predicted):
+    for c, numeric in _literal_filters(predicted, catalog.dialect):  # written for the engine
         if numeric and c in fks:
             table, key = fks[c]
             tables.add(table)
@@ -125,7 +125,7 @@ def sql_recall(predicted: str | None, reference: str | None, catalog: Catalog) -
     pred = None
     if predicted and predicted.strip():
         try:
-            pred = analyze(predicted, catalog)
+            pred = analyze(predicted, catalog, catalog.dialect)  # written for the engine
         except QueryError:
             pred = None
     if pred is None:

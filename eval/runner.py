@@ -30,6 +30,7 @@ from eval import metrics as M
 from eval import stats
 from eval.cases import DEFAULT_TODAY, Case, TurnSpec
 from eval.progress import Progress
+from states.dialects import transpile
 from states.machine import Deps, run_turn
 from states.ports import LLM, Limits, QueryError, QueryResult, Store, TurnResult, Warehouse
 from states.prompts import jsonable
@@ -73,8 +74,9 @@ def outcome_of(r: TurnResult) -> str:
 
 
 def reference_result(warehouse: Warehouse, sql: str) -> Reference:
+    """The reference SQL's result (written in DuckDB SQL, run in the warehouse's dialect)."""
     try:
-        res: QueryResult = warehouse.execute(sql)
+        res: QueryResult = warehouse.execute(transpile(sql, warehouse.catalog.dialect))
     except QueryError as exc:
         return Reference([], [], f"{exc.kind}: {exc.message}")
     return Reference(list(res.columns), list(res.rows))

@@ -26,6 +26,7 @@ from typing import Any
 
 from eval.gold import GoldLLM, parse_result_table, plain_answer
 from eval.metrics import important_columns, is_key
+from states.dialects import transpile
 from states.ports import LLMReply, ToolCall
 
 WRONG_FACTOR = 1.1
@@ -38,8 +39,8 @@ def _quote(name: str) -> str:
 class _Rewriting(GoldLLM):
     """Gold, with the understand call's SQL rewritten from the turn's reference result."""
 
-    def __init__(self, case: Any) -> None:
-        super().__init__(case)
+    def __init__(self, case: Any, dialect: str = "duckdb") -> None:
+        super().__init__(case, dialect)
         self.expected: Any = None  # the runner sets this: the turn's reference results
 
     def rewrite(self) -> bool:
@@ -60,7 +61,9 @@ class _Rewriting(GoldLLM):
                 return self._text(messages, self.describe(*table))
         reply = super().complete(messages, tools, tool_choice)
         if reply.tool_calls:
-            args = json.dumps({"sql": self.sql(list(ref.columns), list(ref.rows))})
+            # written in DuckDB SQL, as the references are; sent in the engine's dialect
+            sql = transpile(self.sql(list(ref.columns), list(ref.rows)), self.dialect)
+            args = json.dumps({"sql": sql})
             return LLMReply(content=None, tool_calls=[ToolCall("replay-1", "sql_query", args)],
                             usage=reply.usage, model=self.model, finish_reason="tool_calls")
         return reply

@@ -58,48 +58,80 @@ def docs_for(con) -> dict[str, Any]:
     else nothing, so a user's own file is described only by what it says itself."""
     if os.environ.get("FUNDBOT_CATALOG"):
         return load_docs()
+    return docs_for_tables([name for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()])
+
+
+def docs_for_tables(present: list[str]) -> dict[str, Any]:
+    """docs_for a warehouse holding the tables `present` (any engine)."""
+    if os.environ.get("FUNDBOT_CATALOG"):
+        return load_docs()
     bundled = load_docs(DOCS_PATH)
-    present = {name.lower() for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
-    return bundled if {t.lower() for t in bundled.get("tables", {})} <= present else {}
+    have = {name.lower() for name in present}
+    return bundled if {t.lower() for t in bundled.get("tables", {})} <= have else {}
 
 
 def data_as_of(con, tables: dict[str, TableDoc]) -> str:
     """The rule when no catalogue says: the newest date or timestamp in any column of the
     file that is not later than today ("" when the file has none)."""
-    parts = [f'SELECT max("{c.name}")::DATE AS d FROM "{t.name}" WHERE "{c.name}" <= now()'
-             for t in tables.values() for c in t.columns.values()
-             if c.type == "DATE" or c.type.startswith("TIMESTAMP")]
-    if not parts:
+    sql = as_of_query(tables)
+    if sql is None:
         return ""
     with contextlib.suppress(duckdb.Error):
-        row = con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()
+        row = con.execute(sql).fetchone()
         return str(row[0]) if row and row[0] is not None else ""
     return ""
+
+
+def as_of_query(tables: dict[str, TableDoc]) -> str | None:
+    """data_as_of's query in DuckDB SQL (None when no column holds a date or timestamp)."""
+    parts = [f'SELECT max("{c.name}")::DATE AS d FROM "{t.name}" WHERE "{c.name}" <= now()'
+             for t in tables.values() for c in t.columns.values()
+             if c.type.upper() == "DATE" or c.type.upper().startswith("TIMESTAMP")]
+    return f"SELECT max(d) FROM ({' UNION ALL '.join(parts)}) AS dates" if parts else None
 
 
 def build_catalog(con, docs: dict[str, Any] | None = None) -> Catalog:
     """Read tables/columns/types (and COMMENTs) of the main schema, overlay the docs."""
     docs = load_docs() if docs is None else docs
-    table_docs = {k.lower(): v for k, v in docs.get("tables", {}).items()}
-    tables: dict[str, TableDoc] = {}
-    for tname, tcomment in con.execute(
+    tables = con.execute(
         "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main' "
         "AND NOT internal UNION ALL SELECT view_name, comment FROM duckdb_views() "
         "WHERE schema_name = 'main' AND NOT internal ORDER BY 1"
-    ).fetchall():
+    ).fetchall()
+    columns = con.execute(
+        "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+        "WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index"
+    ).fetchall()
+    as_of = docs.get("as_of", "")
+    if docs.get("as_of_sql"):
+        # a user's DB may lack the table the docs expect: keep the documented date then
+        with contextlib.suppress(duckdb.Error):
+            row = con.execute(docs["as_of_sql"]).fetchone()
+            as_of = str(row[0]) if row and row[0] is not None else as_of
+    catalog = overlay(tables, columns, docs, as_of)
+    if not as_of and not docs.get("as_of_sql"):  # no catalogue says: the file's newest date
+        catalog.as_of = data_as_of(con, catalog.tables)
+    return catalog
+
+
+def overlay(tables: list[tuple[str, str | None]],
+            columns: list[tuple[str, str, str, str | None]], docs: dict[str, Any],
+            as_of: str = "", dialect: str = "duckdb") -> Catalog:
+    """The catalogue of what an engine reports, (table, comment) and (table, column, type,
+    comment) in order, documented from `docs`; any engine's adapter builds it this way."""
+    table_docs = {k.lower(): v for k, v in docs.get("tables", {}).items()}
+    by_name: dict[str, TableDoc] = {}
+    for tname, tcomment in tables:
         if tname.startswith("_"):
             continue  # private helper tables are not part of the catalogue
         tdoc = table_docs.get(tname.lower(), {})
-        tables[tname.lower()] = TableDoc(
+        by_name[tname.lower()] = TableDoc(
             name=tname, description=tdoc.get("description") or tcomment or "", columns={},
             keywords=list(tdoc.get("keywords", [])),
         )
-    for tname, cname, ctype, ccomment in con.execute(
-        "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
-        "WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index"
-    ).fetchall():
-        t = tables.get(tname.lower())
+    for tname, cname, ctype, ccomment in columns:
+        t = by_name.get(tname.lower())
         if t is None:
             continue
         tcols = table_docs.get(tname.lower(), {}).get("columns", {})
@@ -107,14 +139,9 @@ def build_catalog(con, docs: dict[str, Any] | None = None) -> Catalog:
         t.columns[cname.lower()] = ColumnDoc(
             name=cname, type=ctype, description=cdocs.get(cname.lower()) or ccomment or ""
         )
-    as_of = docs.get("as_of", "") or ("" if docs.get("as_of_sql") else data_as_of(con, tables))
-    if docs.get("as_of_sql"):
-        # a user's DB may lack the table the docs expect: keep the documented date then
-        with contextlib.suppress(duckdb.Error):
-            row = con.execute(docs["as_of_sql"]).fetchone()
-            as_of = str(row[0]) if row and row[0] is not None else as_of
-    return Catalog(tables=tables, rules=list(docs.get("rules", [])), as_of=as_of,
-                   audience=docs.get("audience", ""))
+    return Catalog(tables=by_name, rules=list(docs.get("rules", [])),
+                   as_of=as_of or docs.get("as_of", ""), audience=docs.get("audience", ""),
+                   dialect=dialect)
 
 
 _NAME_COLUMN = re.compile(r"(^|_)(full_)?name$|^(title|label)$")

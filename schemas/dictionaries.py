@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 from rapidfuzz import fuzz, process
+from sqlglot import exp
 
 from states.ports import Ambiguity, Entity
 
@@ -37,6 +39,9 @@ MIN_FUZZY_CHARS = 5  # shorter spans match too many words by accident
 MAX_FUZZY_WORDS = 3
 MAX_CANDIDATES = 10  # an ambiguity lists at most this many choices (sorted by name)
 MAX_TOKENS = 400  # longer input is cut: a question, not a document
+# Names read per dictionary: a bound on what building them may pull from a shared cluster
+# (the sample warehouse has ~140,000 companies at its 10M-row scale).
+MAX_DICTIONARY_ROWS = 500_000
 
 
 
@@ -184,19 +189,30 @@ class ValueDictionaries:
     @classmethod
     def from_connection(cls, con: duckdb.DuckDBPyConnection,
                         spec: list[dict[str, Any]]) -> ValueDictionaries:
-        """Read every dictionary of `spec` (catalog.json "dictionaries") from the warehouse."""
+        """Read every dictionary of `spec` (catalog.json "dictionaries") from a DuckDB file."""
+        def fetch(sql: str) -> list[tuple] | None:
+            try:
+                return con.execute(sql).fetchall()
+            except duckdb.CatalogException:
+                return None
+        return cls.from_query(fetch, spec)
+
+    @classmethod
+    def from_query(cls, fetch: Callable[[str], list[tuple] | None], spec: list[dict[str, Any]],
+                   dialect: str = "duckdb") -> ValueDictionaries:
+        """Read every dictionary of `spec` with `fetch(sql)` (rows, or None when the table is
+        missing: a user's warehouse without it simply has no such names), one bounded query
+        a dictionary in the engine's `dialect`."""
         vd = cls()
         for rank, entry in enumerate(spec):
             table, key, value = entry["table"], entry["key"], entry["value"]
             aliases = list(entry.get("aliases", []))
-            cols = ", ".join(f'"{c}"' for c in [key, value, *aliases])
-            try:
-                rows = con.execute(
-                    f'SELECT {cols} FROM "{table}" WHERE "{value}" IS NOT NULL ORDER BY 1'
-                ).fetchall()
-            except duckdb.CatalogException:
-                continue  # a user's warehouse without this table simply has no such names
-            vd.add(entry["kind"], table, value, rows, rank, key_column=key)
+            q = [exp.to_identifier(n, quoted=True).sql(dialect)
+                 for n in (table, key, value, *aliases)]
+            rows = fetch(f"SELECT {', '.join(q[1:])} FROM {q[0]} WHERE {q[2]} IS NOT NULL "
+                         f"ORDER BY 1 LIMIT {MAX_DICTIONARY_ROWS}")
+            if rows is not None:
+                vd.add(entry["kind"], table, value, rows, rank, key_column=key)
         vd._finish()
         return vd
 

@@ -42,10 +42,11 @@ _STRING_AGGREGATES = (exp.GroupConcat, exp.ArrayAgg)
 # ------------------------------------------------------------------------ nesting
 
 
-def nesting_problem(sql: str) -> str | None:
-    """A refusal when the SQL nests deeper than MAX_NESTING levels, from its tokens alone."""
+def nesting_problem(sql: str, dialect: str = DIALECT) -> str | None:
+    """A refusal when the SQL nests deeper than MAX_NESTING levels, from its tokens alone
+    (tokenized in the warehouse's `dialect`)."""
     try:
-        tokens = sqlglot.tokenize(sql, read=DIALECT)
+        tokens = sqlglot.tokenize(sql, read=dialect)
     except TokenError:
         return None  # the parser reports it
     levels: list[int] = [0]  # unary operators open at each bracket level

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from states import prompts
 from states.ports import (
     Ambiguity,
     Conversation,
@@ -64,6 +65,11 @@ class TurnContext:
     @property
     def today(self) -> date:
         return self.deps.today or date.today()
+
+    @property
+    def sql_tool(self) -> dict[str, Any]:
+        """The sql_query tool in the warehouse's dialect."""
+        return prompts.sql_tool(self.deps.warehouse.catalog.dialect)
 
     def add_step(self, state: str, ms: float, event: str, detail: str = "") -> None:
         self.trace.steps.append(Step(state=state, ms=round(ms, 3), event=event, detail=detail))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from states.context import TurnContext
 from states.ports import LLMError
-from states.prompts import SQL_TOOL, clip
+from states.prompts import clip
 from states.understand import build_messages, llm_trouble, sql_from_reply
 
 KEEP = "KEEP"
@@ -35,7 +35,7 @@ def run(ctx: TurnContext) -> str:
                 f"That query failed ({attempt.error_kind}): {clip(attempt.error, 1000)}\n"
                 "Call sql_query with a corrected query.")})
     try:
-        reply = ctx.call_llm("debug", messages, tools=[SQL_TOOL])
+        reply = ctx.call_llm("debug", messages, tools=[ctx.sql_tool])
     except LLMError as exc:
         return ctx.fail("llm", llm_trouble(exc), detail=f"{exc.kind}: {exc.message}")
     sql, problem = sql_from_reply(reply)

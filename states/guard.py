@@ -26,6 +26,7 @@ from sqlglot.tokens import TokenType
 
 from states import bounds
 from states.cache import per_catalog
+from states.dialects import SPARK_FUNCTIONS, is_spark
 from states.ports import Catalog, QueryError
 
 DIALECT = "duckdb"
@@ -119,6 +120,7 @@ _MAX_PROBLEMS = 5  # problems listed in one refusal; more would drown the first
 # the memory limit nor an interrupt can stop (repeat('x', 1e9) takes seconds and 2 GB past a
 # 128 MB limit and a 1 s timeout), so their sizes must be small literals.
 MAX_BUILT_CHARS = 1000
+MAX_CONCATENATIONS = 16  # on Spark: at most 2**16 times the longest input, however nested
 MAX_SQL_CHARS = 20_000  # a query longer than this is a runaway model, not an analyst's SQL
 # a printf spec's flags/width/precision, a format field's contents
 _PRINTF_SPEC = re.compile(r"%([^a-zA-Z%]*)")
@@ -143,11 +145,16 @@ class Analysis:
 # ------------------------------------------------------------------------ parsing
 
 
-def _statement_heads(sql: str) -> list[str]:
+def allowed_functions(dialect: str = DIALECT) -> frozenset[str]:
+    """The function allow-list of `dialect`."""
+    return SPARK_FUNCTIONS if is_spark(dialect) else ALLOWED_FUNCTIONS
+
+
+def _statement_heads(sql: str, dialect: str = DIALECT) -> list[str]:
     """First word of each `;`-separated statement, from the tokens (comments dropped)."""
     heads: list[str] = []
     expect_head = True
-    for token in sqlglot.tokenize(sql, read=DIALECT):
+    for token in sqlglot.tokenize(sql, read=dialect):
         if token.token_type == TokenType.SEMICOLON:
             expect_head = True
         elif expect_head:
@@ -156,10 +163,10 @@ def _statement_heads(sql: str) -> list[str]:
     return heads
 
 
-def _refuse_unparsable(sql: str) -> None:
+def _refuse_unparsable(sql: str, dialect: str = DIALECT) -> None:
     """sqlglot cannot parse some statements (EXPORT DATABASE ...): refuse them by keyword."""
     try:
-        heads = _statement_heads(sql)
+        heads = _statement_heads(sql, dialect)
     except TokenError:
         return
     if len(heads) > 1:
@@ -170,12 +177,12 @@ def _refuse_unparsable(sql: str) -> None:
                          f"allowed; this statement is {heads[0]}", sql)
 
 
-def _parse(sql: str) -> list[exp.Expr]:
+def _parse(sql: str, dialect: str = DIALECT) -> list[exp.Expr]:
     """Parse into statements, dropping empty ones (a trailing `;`, a lone comment)."""
     try:
-        statements = sqlglot.parse(sql, read=DIALECT)
+        statements = sqlglot.parse(sql, read=dialect)
     except ParseError as e:
-        _refuse_unparsable(sql)
+        _refuse_unparsable(sql, dialect)
         err = e.errors[0] if e.errors else {}
         where = f" at line {err.get('line')}, column {err.get('col')}" if err else ""
         near = (err.get("highlight") or "").strip()
@@ -190,13 +197,13 @@ def _parse(sql: str) -> list[exp.Expr]:
     return [s for s in statements if s is not None and not isinstance(s, exp.Semicolon)]
 
 
-def _kind(statement: exp.Expr) -> str:
+def _kind(statement: exp.Expr, dialect: str = DIALECT) -> str:
     if isinstance(statement, exp.Command):
         return "command:" + str(statement.this).lower()
     if isinstance(statement, exp.Column):  # a bare word such as CHECKPOINT
-        return "command:" + statement.sql(DIALECT).lower()
+        return "command:" + statement.sql(dialect).lower()
     if isinstance(statement, exp.Subquery) and isinstance(statement.unnest(), exp.Query):
-        return _kind(statement.unnest())
+        return _kind(statement.unnest(), dialect)
     return statement.key.lower()
 
 
@@ -216,7 +223,8 @@ def _function_names(node: exp.Func, sql: str) -> tuple[str | None, set[str]]:
     return None, canonical
 
 
-def _functions(statement: exp.Expr, sql: str) -> tuple[set[str], list[str]]:
+def _functions(statement: exp.Expr, sql: str,
+               allowed: frozenset[str] = ALLOWED_FUNCTIONS) -> tuple[set[str], list[str]]:
     """(names of the scalar/aggregate/window functions used, the ones not allowed)."""
     used: set[str] = set()
     refused: list[str] = []
@@ -228,8 +236,8 @@ def _functions(statement: exp.Expr, sql: str) -> tuple[set[str], list[str]]:
             continue  # AND, EXISTS, a ** b, s ~ 'x': operators, not calls
         name = written or min(canonical)
         used.add(name)
-        ok = written in ALLOWED_FUNCTIONS if written else bool(canonical & ALLOWED_FUNCTIONS)
-        if not ok and written is None and _inside_allowed_call(node, sql):
+        ok = written in allowed if written else bool(canonical & allowed)
+        if not ok and written is None and _inside_allowed_call(node, sql, allowed):
             ok = True  # a helper node the parser built for an allowed call, not user-written
         if not ok:
             refused.append(name)
@@ -282,13 +290,14 @@ def _size_problems(statement: exp.Expr, sql: str) -> list[str]:
     return problems
 
 
-def _inside_allowed_call(node: exp.Expr, sql: str) -> bool:
+def _inside_allowed_call(node: exp.Expr, sql: str,
+                         allowed: frozenset[str] = ALLOWED_FUNCTIONS) -> bool:
     parent = node.parent
     while parent is not None:
         if isinstance(parent, exp.Func):
             written, _ = _function_names(parent, sql)
             if written is not None:
-                return written in ALLOWED_FUNCTIONS
+                return written in allowed
         parent = parent.parent
     return False
 
@@ -303,7 +312,7 @@ def _schema(catalog: Catalog) -> MappingSchema:
     return MappingSchema({
         t: {c: (doc.type or "UNKNOWN") for c, doc in tdoc.columns.items()}
         for t, tdoc in catalog.tables.items()
-    }, dialect=DIALECT)
+    }, dialect=catalog.dialect)
 
 
 _columns = per_catalog(Catalog.columns_by_table)
@@ -346,7 +355,7 @@ def _describe_table(catalog: Catalog, table: str) -> str:
     return f"{table} has: {', '.join(sorted(catalog.tables[table].columns))}"
 
 
-def _resolve(root: exp.Expr, catalog: Catalog, an: Analysis) -> None:
+def _resolve(root: exp.Expr, catalog: Catalog, an: Analysis, dialect: str = DIALECT) -> None:
     """Fill tables/columns/unknowns from sqlglot scopes over `root`."""
     cols = _columns(catalog)
     scopes = traverse_scope(root)
@@ -358,7 +367,7 @@ def _resolve(root: exp.Expr, catalog: Catalog, an: Analysis) -> None:
                 fn = source.this
                 an.table_functions.add(
                     (fn.name if isinstance(fn, exp.Anonymous) else fn.sql_name()).lower()
-                    if isinstance(fn, exp.Func) else fn.sql(DIALECT)
+                    if isinstance(fn, exp.Func) else fn.sql(dialect)
                 )
                 continue
             name = source.name.lower()
@@ -457,18 +466,19 @@ def _resolve_unqualified(scope: Scope, col: exp.Column, name: str, catalog: Cata
     an.unknown_columns.append(f"column {name} does not exist; {where}")
 
 
-def _analyze_query(statement: exp.Expr, catalog: Catalog, an: Analysis) -> None:
-    tree = normalize_identifiers(statement.copy(), dialect=DIALECT)
+def _analyze_query(statement: exp.Expr, catalog: Catalog, an: Analysis,
+                   dialect: str = DIALECT) -> None:
+    tree = normalize_identifiers(statement.copy(), dialect=dialect)
     try:
         # qualified in place: copying the tree first for the rare failure cost a third of
         # the guard's time; a failure normalises a fresh copy instead
-        tree = qualify(tree, dialect=DIALECT, schema=_schema(catalog),
+        tree = qualify(tree, dialect=dialect, schema=_schema(catalog),
                        validate_qualify_columns=False, quote_identifiers=False)
     except (SqlglotError, KeyError, ValueError, TypeError):
         # e.g. an unknown column; the unqualified tree still resolves most of it
-        tree = normalize_identifiers(statement.copy(), dialect=DIALECT)
+        tree = normalize_identifiers(statement.copy(), dialect=dialect)
     try:
-        _resolve(tree, catalog, an)
+        _resolve(tree, catalog, an, dialect)
     except (SqlglotError, KeyError, ValueError, TypeError):
         # the scope walk itself failed: fall back to the plain table list
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
@@ -478,27 +488,28 @@ def _analyze_query(statement: exp.Expr, catalog: Catalog, an: Analysis) -> None:
                 (an.tables if name in catalog.tables else an.unknown_tables).add(name)
 
 
-def analyze(sql: str, catalog: Catalog) -> Analysis:
+def analyze(sql: str, catalog: Catalog, dialect: str = DIALECT) -> Analysis:
     """Tables, columns and functions `sql` references; raises QueryError("parse") only."""
-    deep = bounds.nesting_problem(sql)  # the same bound as check(), whatever the parser manages
+    # the same bound as check(), whatever the parser manages
+    deep = bounds.nesting_problem(sql, dialect)
     if deep:
         raise QueryError("parse", deep, sql)
     try:
-        return _analyze(sql, catalog)
+        return _analyze(sql, catalog, dialect)
     except RecursionError:
         raise QueryError("parse", bounds.nesting_message(), sql) from None
 
 
-def _analyze(sql: str, catalog: Catalog) -> Analysis:
-    statements = _parse(sql)
+def _analyze(sql: str, catalog: Catalog, dialect: str = DIALECT) -> Analysis:
+    statements = _parse(sql, dialect)
     an = Analysis(statement_count=len(statements))
-    an.kind = _kind(statements[0]) if len(statements) == 1 else (
+    an.kind = _kind(statements[0], dialect) if len(statements) == 1 else (
         "multiple" if statements else "empty")
     for statement in statements:
         used, _ = _functions(statement, sql)
         an.functions |= used
         if isinstance(statement, exp.Query):
-            _analyze_query(statement, catalog, an)
+            _analyze_query(statement, catalog, an, dialect)
         else:
             for t in statement.find_all(exp.Table):
                 if isinstance(t.this, exp.Identifier) and t.name.lower() in catalog.tables:
@@ -513,11 +524,11 @@ def _refuse(message: str, sql: str) -> QueryError:
     return QueryError("refused", message, sql)
 
 
-def _structure_problems(statement: exp.Expr) -> list[str]:
+def _structure_problems(statement: exp.Expr, dialect: str = DIALECT) -> list[str]:
     problems: list[str] = []
     for node in statement.walk():
         if isinstance(node, _FORBIDDEN_NODES):
-            what = _kind(node).replace("command:", "").upper()
+            what = _kind(node, dialect).replace("command:", "").upper()
             problems.append(f"{what} is not allowed inside a query; only reading is")
         elif isinstance(node, exp.Select) and node.args.get("into"):
             problems.append("SELECT ... INTO creates a table; write a plain SELECT")
@@ -537,20 +548,24 @@ def _structure_problems(statement: exp.Expr) -> list[str]:
             problems.append("table functions in FROM are not allowed; "
                             "select from the catalogue tables")
         elif isinstance(node, exp.Table):
-            problems.extend(_table_problems(node))
+            problems.extend(_table_problems(node, dialect))
+        elif is_spark(dialect):
+            problems.extend(_spark_problems(node))
     return problems
 
 
-def _table_problems(table: exp.Table) -> list[str]:
+def _table_problems(table: exp.Table, dialect: str = DIALECT) -> list[str]:
     if not isinstance(table.this, exp.Identifier):
         fn = table.this
         name = fn.name if isinstance(fn, exp.Anonymous) else (
-            fn.sql_name() if isinstance(fn, exp.Func) else fn.sql(DIALECT))
+            fn.sql_name() if isinstance(fn, exp.Func) else fn.sql(dialect))
         return [(f"table function {name.lower()}() is not allowed: queries may only read "
                  "the catalogue tables (no files, no generated series, no system views)")]
-    if table.args.get("catalog") or (table.db and table.db.lower() != "main"):
-        return [(f"{table.sql(DIALECT)}: only the tables of the main schema are available; "
-                 "drop the qualifier")]
+    # Spark has no "main": any qualifier names another schema or a file (parquet.`/path`)
+    home = None if is_spark(dialect) else "main"
+    if table.args.get("catalog") or (table.db and table.db.lower() != home):
+        return [(f"{table.sql(dialect)}: only the tables of the {home or 'warehouse'} schema "
+                 "are available; drop the qualifier")]
     return []
 
 
@@ -565,6 +580,48 @@ def _probe(name: str) -> bool:
 
 def _looks_like_path(name: str) -> bool:
     return any(ch in name for ch in "/\\.:")
+
+
+def _spark_problems(node: exp.Expr) -> list[str]:
+    """Spark forms that run programs, reach outside the query, or cannot be stopped."""
+    if isinstance(node, exp.QueryTransform):
+        return ["TRANSFORM ... USING runs a program on the cluster; it is not allowed"]
+    if isinstance(node, exp.Hint):
+        return ["query hints are not allowed; write the query without /*+ ... */"]
+    if node.parent is None and _concatenations(node) > MAX_CONCATENATIONS:
+        # Spark folds constant strings while planning, in the driver, where no interrupt
+        # reaches: s||s through a few CTEs builds gigabytes before any task starts
+        return [f"more than {MAX_CONCATENATIONS} string concatenations in one query are not "
+                "allowed on Spark; build long texts in the answer, not in SQL"]
+    if isinstance(node, exp.Select) and _nested_loop_join(node):
+        # Spark runs it as a nested-loop join whose tasks do not notice a cancel: they keep
+        # the cluster's cores busy long after the time limit (seen: 15 minutes on local[2])
+        return ["a join without an equality between columns of both sides (a cross join, a "
+                "comma join without a WHERE key, a join ON an inequality) is not allowed on "
+                "Spark: it cannot be stopped once started; join on keys (a.id = b.id)"]
+    return []
+
+
+def _concatenations(tree: exp.Expr) -> int:
+    return sum(1 for _ in tree.find_all(exp.DPipe)) + sum(
+        max(0, len(c.expressions) - 1) for c in tree.find_all(exp.Concat, exp.ConcatWs))
+
+
+def _column_equality(condition: exp.Expr | None) -> bool:
+    return condition is not None and any(
+        isinstance(eq.left, exp.Column) and isinstance(eq.right, exp.Column)
+        for eq in condition.find_all(exp.EQ))
+
+
+def _nested_loop_join(select: exp.Select) -> bool:
+    where = select.args.get("where")
+    for join in select.args.get("joins") or []:
+        if join.args.get("using") or isinstance(join.this, exp.Lateral):
+            continue
+        on = join.args.get("on")
+        if not _column_equality(on if on is not None else where):
+            return True
+    return False
 
 
 def _unknown_table_message(name: str, catalog: Catalog) -> str:
@@ -589,55 +646,55 @@ def _cap(query: exp.Query, cap: int) -> exp.Query:
     return exp.select("*").from_(query.subquery(CAP_ALIAS)).limit(cap)
 
 
-def check(sql: str, catalog: Catalog, max_rows: int) -> str:
+def check(sql: str, catalog: Catalog, max_rows: int, dialect: str = DIALECT) -> str:
     """The SQL to run for `sql`, or QueryError("refused" | "parse").
 
-    The returned SQL (DuckDB dialect, regenerated from the analysed tree, so what was
+    The returned SQL (in `dialect`; regenerated from the analysed tree, so what was
     checked is what runs) yields at most `max_rows + 1` rows: a (max_rows+1)-th row
     means the answer was truncated, and the executor fetches no more than that.
     """
     try:
-        return _check(sql, catalog, max_rows)
+        return _check(sql, catalog, max_rows, dialect)
     except RecursionError:  # a shape the token count missed; never a traceback
         raise _refuse(bounds.nesting_message(), sql) from None
 
 
-def _check(sql: str, catalog: Catalog, max_rows: int) -> str:
+def _check(sql: str, catalog: Catalog, max_rows: int, dialect: str = DIALECT) -> str:
     if not sql or not sql.strip():
         raise _refuse("the SQL is empty; write one SELECT query", sql)
     if len(sql) > MAX_SQL_CHARS:
         raise _refuse(f"the SQL is {len(sql):,} characters long; the limit is "
                       f"{MAX_SQL_CHARS:,}: write a shorter query", sql)
-    deep = bounds.nesting_problem(sql)
+    deep = bounds.nesting_problem(sql, dialect)
     if deep:
         raise _refuse(deep, sql)
-    statements = _parse(sql)
+    statements = _parse(sql, dialect)
     if not statements:
         raise _refuse("the SQL holds no statement; write one SELECT query", sql)
     if len(statements) > 1:
-        kinds = ", ".join(_kind(s).replace("command:", "").upper() for s in statements)
+        kinds = ", ".join(_kind(s, dialect).replace("command:", "").upper() for s in statements)
         raise _refuse(
             f"exactly one statement is allowed, found {len(statements)} ({kinds}); "
             "send a single SELECT without a second statement after ';'", sql)
     statement = statements[0]
     if not isinstance(statement, exp.Query):
-        what = _kind(statement).replace("command:", "").upper()
+        what = _kind(statement, dialect).replace("command:", "").upper()
         raise _refuse(
             f"only read-only queries (SELECT, WITH ... SELECT, UNION/INTERSECT/EXCEPT) are "
             f"allowed; this statement is {what}", sql)
 
-    problems = _structure_problems(statement) + bounds.shape_problems(statement)
+    problems = _structure_problems(statement, dialect) + bounds.shape_problems(statement)
     if problems:  # fatal on their own; resolving columns on top would only add noise
         raise _refuse("; ".join(dict.fromkeys(problems)), sql)
-    an = Analysis(statement_count=1, kind=_kind(statement))
-    _analyze_query(statement, catalog, an)
+    an = Analysis(statement_count=1, kind=_kind(statement, dialect))
+    _analyze_query(statement, catalog, an, dialect)
     # names that do not exist are a binder error, as DuckDB would report them, not a refusal
     # (a file path or a system view is a refusal: only the catalogue tables may be read)
     unknown: list[str] = []
     for t in sorted(an.unknown_tables):
         (problems if _probe(t) else unknown).append(_unknown_table_message(t, catalog))
     unknown += sorted(set(an.unknown_columns))
-    _, refused_fns = _functions(statement, sql)
+    _, refused_fns = _functions(statement, sql, allowed_functions(dialect))
     if refused_fns:
         problems.append(
             f"function(s) not allowed: {', '.join(sorted(set(refused_fns)))}; use standard "
@@ -650,4 +707,4 @@ def _check(sql: str, catalog: Catalog, max_rows: int) -> str:
         raise QueryError("refused" if problems else "binder",
                          "; ".join(unique[:_MAX_PROBLEMS]) + more, sql)
 
-    return _cap(statement, max_rows + 1).sql(dialect=DIALECT)
+    return _cap(statement, max_rows + 1).sql(dialect=dialect)

@@ -21,6 +21,7 @@ from transitions import Machine, MachineError
 from states import clarify, debug, execute, interpret, replace, understand, verify
 from states.context import TurnContext
 from states.ports import (
+    CURRENT_TURN,
     LLM,
     Conversation,
     Limits,
@@ -202,6 +203,7 @@ def _run_turn(deps: Deps, thread_id: str, text: str, user: str | None,
     ctx.timings["store"] = round(load_ms, 3)  # store reads and writes, for the benchmarks
     flow = Flow(ctx)
     build_machine(flow, S.CLARIFY if resuming else S.UNDERSTAND)
+    turn = CURRENT_TURN.set(trace.trace_id)  # the warehouse tags this turn's queries with it
     try:
         _drive(flow, progress)
     except Exception as exc:  # a bug must not leave the thread stuck
@@ -209,6 +211,8 @@ def _run_turn(deps: Deps, thread_id: str, text: str, user: str | None,
                  "Please ask again; if it keeps happening, tell the fundbot maintainers "
                  f"(trace {trace.trace_id}).", detail=f"{type(exc).__name__}: {exc}")
         flow.state = S.FAILED.value
+    finally:
+        CURRENT_TURN.reset(turn)
     result = _finish(ctx, S(flow.state), t_start, waiting)
     log.info("turn thread=%s state=%s ms=%.0f calls=%d trace=%s%s", thread_id, result.state,
              result.timings_ms.get("total", 0), result.llm_calls, result.trace_id,

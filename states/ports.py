@@ -7,6 +7,7 @@ SQLite store); tests and eval hand in fakes.
 from __future__ import annotations
 
 import dataclasses
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -97,6 +98,7 @@ class Catalog:
     rules: list[str] = field(default_factory=list)  # analyst rules, plain sentences
     as_of: str = ""  # ISO date the data is current to ("data as of")
     audience: str = ""  # who asks ("a venture fund's general partners"); "" = anyone
+    dialect: str = "duckdb"  # the SQL the warehouse speaks (sqlglot name): duckdb, spark...
 
     def columns_by_table(self) -> dict[str, set[str]]:
         return {t: set(doc.columns) for t, doc in self.tables.items()}
@@ -120,6 +122,11 @@ class Ambiguity:
     kind: str
     mention: str
     candidates: list[Entity]
+
+
+# The turn being answered (its trace id), set by the machine for the turn's duration: a
+# warehouse may tag its queries with it (Spark job tags) so a whole turn can be cancelled.
+CURRENT_TURN: ContextVar[str] = ContextVar("fundbot_current_turn", default="")
 
 
 class Warehouse(Protocol):

@@ -9,26 +9,34 @@ from datetime import date, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from states.dialects import display_name
 from states.ports import Catalog, Entity, QueryResult, Turn
 
-SQL_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "sql_query",
-        "description": "Run one read-only DuckDB SQL query over the warehouse "
-                       "and get rows back.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "sql": {"type": "string", "description": "One DuckDB SELECT query."},
-                "chart": {"type": "string", "enum": ["line", "bar", "none"],
-                          "description": "Optional: how a person would rather see the result "
-                                         "(line over time, bar by category, none)."},
+
+def sql_tool(dialect: str = "duckdb") -> dict[str, Any]:
+    """The one tool the model is offered, naming the SQL dialect the warehouse speaks."""
+    name = display_name(dialect)
+    return {
+        "type": "function",
+        "function": {
+            "name": "sql_query",
+            "description": f"Run one read-only {name} SQL query over the warehouse "
+                           "and get rows back.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "sql": {"type": "string", "description": f"One {name} SELECT query."},
+                    "chart": {"type": "string", "enum": ["line", "bar", "none"],
+                              "description": "Optional: how a person would rather see the "
+                                             "result (line over time, bar by category, none)."},
+                },
+                "required": ["sql"],
             },
-            "required": ["sql"],
         },
-    },
-}
+    }
+
+
+SQL_TOOL: dict[str, Any] = sql_tool()
 
 OUT_OF_SCOPE = "OUT OF SCOPE:"
 def render_schema(catalog: Catalog, tables: list[str]) -> str:
@@ -52,7 +60,8 @@ def system_prompt(catalog: Catalog, tables: list[str], today: date) -> str:
     as_of = f"The data is current as of {catalog.as_of}. " if catalog.as_of else ""
     return (
         f"You are fundbot, a data analyst. You answer the questions of {audience(catalog)} "
-        "by calling the tool sql_query with ONE read-only DuckDB SELECT query over "
+        "by calling the tool sql_query with ONE read-only "
+        f"{display_name(catalog.dialect)} SELECT query over "
         "the tables below. Use only these tables and columns.\n"
         f"Today is {today.isoformat()}. {as_of}\n\n"
         + (f"Analyst rules:\n{rules}\n\n" if rules else "")

@@ -20,7 +20,6 @@ from states.guard import MAX_SQL_CHARS
 from states.ports import Entity, LLMError, LLMReply
 from states.prompts import (
     OUT_OF_SCOPE,
-    SQL_TOOL,
     facts_block,
     history_messages,
     system_prompt,
@@ -51,7 +50,7 @@ def run(ctx: TurnContext) -> str:
                         f"questions of up to {limits.max_question_chars:,}. Please ask it "
                         "more briefly.")
     if ctx.conv.status != "clarify":
-        pasted = _pasted_sql(ctx.question)
+        pasted = _pasted_sql(ctx.question, ctx.deps.warehouse.catalog.dialect)
         if pasted is not None:
             return pasted(ctx)
 
@@ -87,13 +86,13 @@ def run(ctx: TurnContext) -> str:
     messages = build_messages(ctx)
     ctx.time("prompt", t0)
     try:
-        reply = ctx.call_llm("understand", messages, tools=[SQL_TOOL])
+        reply = ctx.call_llm("understand", messages, tools=[ctx.sql_tool])
         sql, problem = sql_from_reply(reply)
         if problem and not reply.content:
             # one corrective round: tell the model what was wrong with its tool call
             messages.append({"role": "user", "content": f"Your reply was not usable: {problem} "
                              "Call sql_query with a JSON object like {\"sql\": \"SELECT ...\"}."})
-            reply = ctx.call_llm("understand", messages, tools=[SQL_TOOL])
+            reply = ctx.call_llm("understand", messages, tools=[ctx.sql_tool])
             sql, problem = sql_from_reply(reply)
     except LLMError as exc:
         return ctx.fail("llm", llm_trouble(exc), detail=f"{exc.kind}: {exc.message}")
@@ -189,12 +188,12 @@ def _command_is_sql(text: str) -> bool:
     return len(text.split()) <= 2 or bool(_SQL_PUNCTUATION.search(text))
 
 
-def _pasted_sql(text: str):
+def _pasted_sql(text: str, dialect: str = "duckdb"):
     """A handler for SQL pasted as the question, or None when the text is not SQL."""
     if not _SQL_START.match(text):
         return None
     try:
-        statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
+        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
         return None  # English that happens to start with "select" or "with"
     if not statements:

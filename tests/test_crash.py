@@ -522,7 +522,7 @@ def test_on_start_a_dead_process_answer_is_finished_or_its_placeholder_replaced(
     was skipped. Now a new process takes the item over when its lease expires: it answers into
     the same placeholder, or after repeated failures replaces it with an honest message."""
     from bot.config import Config
-    from bot.runtime import build_deps
+    from bot.runtime import build_deps, close_deps
     from bot.slack import create_app
     from bot.slack.inbox import GAVE_UP
     from states.ports import Limits
@@ -545,3 +545,6 @@ def test_on_start_a_dead_process_answer_is_finished_or_its_placeholder_replaced(
             slack.wait_for(lambda: deps.store.inbox_counts() == {"queued": 0, "leased": 0})
         finally:
             dispatcher.shutdown(wait=True, timeout=10)
+            # the warehouse's sandboxed connection to sample_db must not outlive the test: a
+            # later plain connection to the same file in this process would be refused
+            close_deps(deps)
