@@ -25,46 +25,12 @@ import random
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from bench.common import dist, scratch, warehouse
+from eval.gold import Reference, reference_answers
 
 TARGETS = {"false_rejections": 0, "catch_rate": 0.99, "mutants_min": 200, "p95_ms": 2.0}
-
-
-@dataclass
-class Reference:
-    case_id: str
-    answer: str
-    evidence: Any  # states.verify.Evidence
-
-
-def reference_answers(cases: list, wh: Any) -> Iterator[Reference]:
-    """Each answer turn's reference answer, written from its own result, with the evidence
-    verify would have: the question, rows, SQL, the options chosen and the thread so far."""
-    from eval.cases import DEFAULT_TODAY
-    from eval.gold import reference_answer
-    from states.values import as_date
-    from states.verify import Evidence
-
-    as_of = as_date(wh.catalog.as_of)
-    for case in cases:
-        thread: list[str] = []
-        facts: list[str] = []
-        for spec in case.turns:
-            facts += spec.options
-            if spec.expect != "answer":
-                thread.append(spec.question)
-                continue
-            res = wh.execute(spec.sql)
-            answer = reference_answer(spec, res.columns, res.rows)
-            yield Reference(case.id, answer, Evidence(
-                question=spec.question, columns=res.columns, rows=res.rows,
-                truncated=res.truncated, as_of=as_of, today=case.today or DEFAULT_TODAY,
-                sql=spec.sql, facts=list(facts), thread=list(thread)))
-            thread += [spec.question, answer]
 
 
 # -------------------------------------------------------------------- mutations

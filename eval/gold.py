@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from eval.cases import Case, TurnSpec
@@ -217,3 +218,35 @@ def _usage(messages: list[dict[str, Any]], reply: str) -> Usage:
     """Token counts estimated at four characters a token, so reports show prompt sizes."""
     chars = sum(len(str(m.get("content") or "")) for m in messages)
     return Usage(prompt_tokens=chars // 4 + 1, completion_tokens=len(reply) // 4 + 1)
+
+
+@dataclass
+class Reference:
+    case_id: str
+    answer: str
+    evidence: Any  # states.verify.Evidence
+
+
+def reference_answers(cases: list, wh: Any) -> Iterator[Reference]:
+    """Each answer turn's reference answer, written from its own result, with the evidence
+    verify would have: the question, rows, SQL, the options chosen and the thread so far."""
+    from eval.cases import DEFAULT_TODAY
+    from states.values import as_date
+    from states.verify import Evidence
+
+    as_of = as_date(wh.catalog.as_of)
+    for case in cases:
+        thread: list[str] = []
+        facts: list[str] = []
+        for spec in case.turns:
+            facts += spec.options
+            if spec.expect != "answer":
+                thread.append(spec.question)
+                continue
+            res = wh.execute(spec.sql)
+            answer = reference_answer(spec, res.columns, res.rows)
+            yield Reference(case.id, answer, Evidence(
+                question=spec.question, columns=res.columns, rows=res.rows,
+                truncated=res.truncated, as_of=as_of, today=case.today or DEFAULT_TODAY,
+                sql=spec.sql, facts=list(facts), thread=list(thread)))
+            thread += [spec.question, answer]

@@ -11,12 +11,11 @@ import pytest
 from bot.llm import OpenAIChat
 from bot.store import SqliteStore
 from bot.warehouse import open_warehouse
-from eval.cases import DEFAULT_TODAY, load_cases
-from eval.gold import reference_answer
+from eval.cases import load_cases
+from eval.gold import reference_answers
 from states.machine import Deps, run_turn
 from states.ports import Limits
 from states.replace import withheld_answer
-from states.values import as_date
 from states.verify import UNSUPPORTED, Evidence, check, named_in
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -197,24 +196,9 @@ def test_the_withheld_answer_verifies_against_its_own_result():
 def test_every_reference_answer_verifies_against_its_own_result(wh):
     """No false rejections of the answers the evaluation calls right."""
     failures = []
-    as_of = as_date(wh.catalog.as_of)
-    for case in load_cases():
-        thread: list[str] = []
-        facts: list[str] = []
-        for spec in case.turns:
-            facts += spec.options
-            if spec.expect != "answer":
-                thread.append(spec.question)
-                continue
-            res = wh.execute(spec.sql)
-            answer = reference_answer(spec, res.columns, res.rows)
-            e = Evidence(question=spec.question, columns=res.columns, rows=res.rows,
-                         truncated=res.truncated, as_of=as_of,
-                         today=case.today or DEFAULT_TODAY, sql=spec.sql, facts=facts,
-                         thread=thread)
-            wrong = [c for c in check(answer, e, named_in(wh, answer))
-                     if c.verdict == UNSUPPORTED]
-            if wrong:
-                failures.append((case.id, answer, wrong))
-            thread += [spec.question, answer]
+    for ref in reference_answers(load_cases(), wh):
+        wrong = [c for c in check(ref.answer, ref.evidence, named_in(wh, ref.answer))
+                 if c.verdict == UNSUPPORTED]
+        if wrong:
+            failures.append((ref.case_id, ref.answer, wrong))
     assert failures == []
