@@ -318,7 +318,7 @@ def test_close_is_idempotent_and_final(db):
 
 
 def test_resolve_uses_the_value_dictionaries(db):
-    dictionaries = pytest.importorskip("schemas.dictionaries")
+    from schemas import dictionaries
     spec = [{"kind": "gp", "table": "general_partners", "key": "gp_id", "value": "full_name",
              "aliases": ["first_name", "last_name"]},
             {"kind": "company", "table": "companies", "key": "company_id",
