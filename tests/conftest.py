@@ -108,10 +108,12 @@ def spark_url(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def spark_wh(spark_url):
-    """The Spark warehouse with production limits; closed before the server stops."""
+    """The Spark warehouse with production limits but a long time limit (the time-limit tests
+    use their own: a Spark task cancelled there keeps the cores until its partition ends, and
+    the next query must not pay for it); closed before the server stops."""
     from bot.spark_warehouse import SparkWarehouse
     from states.ports import Limits
 
-    wh = SparkWarehouse(spark_url, Limits())
+    wh = SparkWarehouse(spark_url, Limits(query_timeout_s=120))
     yield wh
     wh.close()
