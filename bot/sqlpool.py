@@ -18,6 +18,7 @@ import logging
 import os
 import pickle
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -52,9 +53,19 @@ def _loads(data: bytes) -> Any:
     return _Unpickler(io.BytesIO(data)).load()
 
 
+_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TZ")
+# never passed, whatever FUNDBOT_WORKER_ENV says: our own settings (a state URL may hold a
+# password) and anything named like a credential
+_NEVER = re.compile(r"^(FUNDBOT_|OPENAI_|SLACK_)|TOKEN|SECRET|KEY|PASS|CREDENTIAL|AUTH",
+                    re.IGNORECASE)
+
+
 def worker_environment() -> dict[str, str]:
-    """What a worker inherits: enough to start Python, no tokens or keys."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TZ")
+    """What a worker inherits: enough to start Python, no tokens or keys. FUNDBOT_WORKER_ENV
+    names more variables to pass (comma-separated: a coverage or mutation-testing tool's),
+    never one that looks like a secret."""
+    extra = {name.strip() for name in os.environ.get("FUNDBOT_WORKER_ENV", "").split(",")}
+    keep = set(_KEEP) | {name for name in extra if name and not _NEVER.search(name)}
     return {k: v for k, v in os.environ.items() if k in keep}
 
 

@@ -177,7 +177,7 @@ def test_sigkill_in_execute_debug_interpret_then_restart(env):
         proc = child(env, "turn", thread, "How many portfolio companies do we have?")
         wait_for(lambda reached=reached, thread=thread, served=served: reached(
             fake.chat_requests[served:], partial_trace_steps(state, thread) or []), proc)
-        time.sleep(0.2)  # well inside the slow step
+        # inside the slow step now: the request that takes minutes has reached the model
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert proc.returncode == -signal.SIGKILL
@@ -271,7 +271,9 @@ def test_sigkill_while_writing_leaves_no_half_written_row(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "go"
-    time.sleep(0.6)  # hundreds of writes in flight
+    # killed with writes in flight: once a few dozen conversations are stored
+    wait_for(lambda: len(read_db(path, "SELECT thread_id FROM conversations")) >= 7
+             and read_db(path, "SELECT count(*) FROM traces")[0][0] >= 50, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert read_db(path, "PRAGMA integrity_check") == [("ok",)]
@@ -404,7 +406,13 @@ def check_answered_once_in_order(slack: FakeSlack, store_url: str,
     except AssertionError:
         raise AssertionError(f"never answered: {sorted(everything - set(answered()))}"
                              ) from None
-    time.sleep(0.5)  # a duplicate would show now
+    # every delivery finished in the durable inbox: no process will post for it again
+    probe = open_store(store_url)
+    try:
+        slack.wait_for(lambda: probe.inbox_counts() == {"queued": 0, "leased": 0},
+                       timeout=timeout)
+    finally:
+        probe.close()
     counts = answered()
     twice = {tag: n for tag, n in counts.items() if n != 1}
     assert twice == {}, f"answered more than once: {twice}"
@@ -443,12 +451,15 @@ def test_sigkill_after_ack_mid_turn_and_mid_post_loses_nothing(replicas_env):
     answer comes back (the post in flight). The survivor and the restarted process finish
     every question exactly once, in each thread's order, and leave no placeholder behind."""
     slack = replicas_env["slack"]
-    in_interpret = threading.Event()
+    in_interpret, answer_sent = threading.Event(), threading.Event()
 
     def victim_model(body: dict) -> fo.Reply:
-        if not body.get("tools"):
-            in_interpret.set()
-        return tagged_answers(body, delay=0.3)
+        if body.get("tools"):
+            return tagged_answers(body)
+        in_interpret.set()
+        time.sleep(0.3)  # the model thinks; the victim waits for it mid-turn
+        answer_sent.set()  # the answer goes back now: the victim is about to post it
+        return tagged_answers(body)
 
     with FakeOpenAI(responder=tagged_answers) as steady, \
             FakeOpenAI(responder=victim_model) as shaky:
@@ -460,9 +471,9 @@ def test_sigkill_after_ack_mid_turn_and_mid_post_loses_nothing(replicas_env):
         def kill_and_restart(mode: str) -> None:
             if mode != "after ack":
                 in_interpret.clear()  # the next question the victim takes to the model
-                assert in_interpret.wait(60), "the victim never reached interpret"
-                if mode == "mid-post":
-                    time.sleep(0.3 + random.Random(len(kills)).random() * 0.05)  # reply due
+                answer_sent.clear()
+                moment = in_interpret if mode == "mid-turn" else answer_sent
+                assert moment.wait(60), f"the victim never reached the {mode} moment"
             victim.kill()
             kills.append(mode)
             victim.start()  # a restart on the same host and port

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class Rule:
     sql: str
     answer: str
     delay: float = 0.0
+    hold: Callable[[str], object] | None = None  # called with the keyword before a tool call
 
 
 class Script:
@@ -60,8 +62,9 @@ class Script:
         self.seen: list[tuple[str, str]] = []  # (phase, question) in arrival order
         self._lock = threading.Lock()
 
-    def add(self, keyword: str, sql: str, answer: str, delay: float = 0.0) -> Script:
-        self.rules.append(Rule(keyword, sql, answer, delay))
+    def add(self, keyword: str, sql: str, answer: str, delay: float = 0.0,
+            hold: Callable[[str], object] | None = None) -> Script:
+        self.rules.append(Rule(keyword, sql, answer, delay, hold))
         return self
 
     def __call__(self, body: dict) -> fake_openai.Reply | None:
@@ -73,6 +76,8 @@ class Script:
         for rule in self.rules:
             if rule.keyword.lower() in question.lower():
                 if phase == "understand":
+                    if rule.hold:
+                        rule.hold(rule.keyword)
                     return fake_openai.tool_call(rule.sql, delay=rule.delay)
                 return fake_openai.text(rule.answer)
         return None  # the fake answers 500 "no scripted reply": a missing rule shows
@@ -180,9 +185,13 @@ def _all_text(message: dict) -> str:
 
 
 def test_mention_gets_a_threaded_answer(bot: Bot):
-    bot.script.add("how many companies", SQL_COUNT, "We have 120 portfolio companies.")
+    model_may_answer = threading.Event()
+    bot.script.add("how many companies", SQL_COUNT, "We have 120 portfolio companies.",
+                   hold=lambda _: model_may_answer.wait(30))
     event, delivery = bot.mention("how many companies are in the portfolio?")
-    assert delivery.seconds < 1.0  # acknowledged at once; the work happens later
+    # Acknowledged before the work: the model has not answered yet, and nothing is posted.
+    assert delivery.status == 200 and not bot.answers(CHANNEL, event["ts"])
+    model_may_answer.set()
 
     bot.wait_answers(CHANNEL, event["ts"])
     bot.settle()  # the table follows the streamed text
@@ -362,7 +371,7 @@ def test_bad_signature_is_rejected(bot: Bot):
     payload = bot.sender.mention(CHANNEL, ALICE, "how many companies?")
     delivery = bot.sender.post(payload, signature="v0=" + "0" * 64)
     assert delivery.status == 401
-    time.sleep(0.2)  # give a wrongly accepted event the chance to show
+    bot.settle()  # a wrongly accepted event would be a job by now (accepted before the ack)
     assert bot.slack.methods() == ["auth.test"] and bot.llm.requests == []
 
 
@@ -371,7 +380,7 @@ def test_stale_timestamp_is_rejected(bot: Bot):
     # Correctly signed, but ten minutes old: a replayed request.
     delivery = bot.sender.post(payload, timestamp=int(time.time()) - 600)
     assert delivery.status == 401
-    time.sleep(0.2)
+    bot.settle()
     assert bot.slack.methods() == ["auth.test"] and bot.llm.requests == []
 
 
@@ -388,7 +397,7 @@ def test_bolt_alone_also_rejects_bad_and_stale_signatures(bot: Bot):
         assert click.status == 401
     finally:
         plain.stop()
-    time.sleep(0.2)
+    bot.settle()
     assert bot.slack.methods() == ["auth.test"] and bot.llm.requests == []
 
 
@@ -452,17 +461,25 @@ def test_two_messages_in_one_thread_are_answered_in_order(bot: Bot):
 
 
 def test_different_threads_run_in_parallel(bot: Bot):
-    # Serially the three 2 s turns take at least 6 s; in parallel about 2 s. The bound sits
-    # between the two with room for a loaded shared machine.
-    for name in ("alpha", "beta", "gamma"):
-        bot.script.add(name, SQL_COUNT, f"{name.title()}.", delay=2.0)
-    start = time.monotonic()
-    roots = [bot.mention(f"{name}: how many companies?")[0]["ts"]
-             for name in ("alpha", "beta", "gamma")]
+    # Each thread's model call waits until all three threads are with the model at once;
+    # turns run one after another never get there (the first call gives up after 5 s).
+    names = ("alpha", "beta", "gamma")
+    arrived: set[str] = set()
+    met: list[bool] = []
+    meeting = threading.Condition()
+
+    def together(name: str) -> None:
+        with meeting:
+            arrived.add(name)
+            meeting.notify_all()
+            met.append(meeting.wait_for(lambda: arrived == set(names), timeout=5))
+
+    for name in names:
+        bot.script.add(name, SQL_COUNT, f"{name.title()}.", hold=together)
+    roots = [bot.mention(f"{name}: how many companies?")[0]["ts"] for name in names]
     for root in roots:
-        bot.wait_answers(CHANNEL, root)
-    elapsed = time.monotonic() - start
-    assert elapsed < 4.5, f"three 2 s turns took {elapsed:.2f} s: not parallel"
+        bot.wait_answers(CHANNEL, root, timeout=60)
+    assert met == [True, True, True], "the three threads were never with the model at once"
 
 
 def test_restart_while_clarification_pending_still_resolves(make_bot):
@@ -559,7 +576,6 @@ def test_bot_and_edited_messages_are_ignored(bot: Bot):
     for payload in (own, edited, other_bot):
         assert bot.sender.post(payload).status == 200
     bot.settle()
-    time.sleep(0.1)
     assert bot.slack.methods() == ["auth.test"] and bot.llm.requests == []
 
 

@@ -91,3 +91,24 @@ def test_workers_inherit_no_secrets(sample_db, tmp_path, monkeypatch):
         (pid,) = w.pool.pids()
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     assert b"must-not-see-this" not in environ and b"PATH=" in environ
+
+
+def test_fundbot_worker_env_passes_named_variables_but_never_secrets(monkeypatch):
+    from bot.sqlpool import worker_environment
+
+    monkeypatch.setenv("COVERAGE_PROCESS_START", "/tmp/cov.ini")
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "bot.sqlworker.x_run__mutmut_1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv("FUNDBOT_STATE", "postgresql://u:pw@h/db")
+    monkeypatch.setenv("MY_DB_PASSWORD", "pw")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp")
+    monkeypatch.setenv("UNNAMED", "not asked for")
+    assert "MUTANT_UNDER_TEST" not in worker_environment()  # only what is named passes
+    monkeypatch.setenv("FUNDBOT_WORKER_ENV", " COVERAGE_PROCESS_START, MUTANT_UNDER_TEST,,"
+                       "OPENAI_API_KEY,FUNDBOT_STATE,MY_DB_PASSWORD,github_token")
+    env = worker_environment()
+    assert env["COVERAGE_PROCESS_START"] == "/tmp/cov.ini"
+    assert env["MUTANT_UNDER_TEST"] == "bot.sqlworker.x_run__mutmut_1"
+    assert not {"OPENAI_API_KEY", "FUNDBOT_STATE", "MY_DB_PASSWORD", "GITHUB_TOKEN",
+                "UNNAMED", "FUNDBOT_WORKER_ENV"} & set(env)
+    assert env["PATH"] == os.environ["PATH"]

@@ -1,0 +1,192 @@
+"""The SQL worker's logic in this process: the same Runner the worker process runs, driven
+directly, so each reply's shape and every cap can be checked exactly (tests/test_sqlpool.py
+checks the process around it: its OS limits, its death and replacement)."""
+
+from __future__ import annotations
+
+import math
+import resource
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.sqlworker import Runner, memory_bytes, portable, value_bytes
+from bot.warehouse import connect
+from schemas.catalog import build_catalog, docs_for
+from states.ports import Limits
+
+
+@pytest.fixture(scope="module")
+def db(sample_db, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("worker") / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def catalog(db):
+    con = connect(db, Limits())
+    try:
+        return build_catalog(con, docs_for(con))
+    finally:
+        con.close()
+
+
+@pytest.fixture(autouse=True)
+def cpu_limit_restored():
+    """Runner.run caps this process's CPU time as it would the worker's: put it back."""
+    before = resource.getrlimit(resource.RLIMIT_CPU)
+    yield
+    resource.setrlimit(resource.RLIMIT_CPU, before)
+
+
+def runner(db, catalog, **limits) -> Runner:
+    return Runner(db, Limits(**{"memory_limit": "500MB", **limits}), catalog)
+
+
+# --------------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("128MB", 128 * 10**6), ("1GiB", 2**30), ("1.5GB", 1_500_000_000), (" 2 kb ", 2000),
+    ("100", 100), ("3b", 3), ("4KiB", 4096), ("2MiB", 2 * 2**20), ("1TB", 10**12),
+    ("1tib", 2**40), ("5gib", 5 * 2**30), ("7mb", 7 * 10**6)])
+def test_memory_sizes_read_in_duckdb_units(text, expected):
+    assert memory_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "lots", "1 parsec", "MB", "-1MB", "1e3MB"])
+def test_a_memory_size_that_is_not_one_is_refused(text):
+    with pytest.raises(ValueError, match="not a memory size"):
+        memory_bytes(text)
+
+
+def test_value_bytes_counts_what_goes_on_the_wire():
+    assert value_bytes("abc") == 11 and value_bytes(b"ab") == 10
+    assert value_bytes(bytearray(b"abcd")) == 12
+    assert value_bytes(7) == 16 and value_bytes(None) == 16 and value_bytes(1.5) == 16
+    assert value_bytes(Decimal("1.5")) == 24
+    assert value_bytes(["ab", 1]) == 8 + 10 + 16
+    assert value_bytes(("ab", ("c",))) == 8 + 10 + (8 + 9)
+    assert value_bytes({"k": "vv"}) == 8 + 9 + 10
+
+
+def test_portable_gives_zoned_times_a_fixed_offset_everywhere():
+    zoned = datetime(2026, 7, 1, 12, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    fixed = portable(zoned)
+    assert fixed == zoned and fixed.tzinfo == timezone(timedelta(hours=2))
+    assert type(fixed.tzinfo) is timezone
+    naive = datetime(2026, 1, 1)
+    assert portable(naive) is naive
+    nested = portable({zoned: [zoned, (zoned, 1)], "x": naive})
+    (key,) = [k for k in nested if k != "x"]
+    assert type(key.tzinfo) is timezone
+    assert type(nested[key]) is list and type(nested[key][1]) is tuple
+    assert all(type(v.tzinfo) is timezone for v in (nested[key][0], nested[key][1][0]))
+    assert nested[key][1][1] == 1 and nested["x"] is naive
+
+
+# ---------------------------------------------------------------------- Runner
+
+
+def test_an_answer_has_columns_rows_truncation_and_time(db, catalog):
+    r = runner(db, catalog)
+    reply = r.run("SELECT fund_name FROM funds ORDER BY fund_name LIMIT 2", guarded=True)
+    kind, columns, rows, truncated, elapsed_ms = reply
+    assert (kind, columns, truncated) == ("ok", ["fund_name"], False)
+    assert len(rows) == 2 and all(type(row) is tuple for row in rows)
+    assert rows == sorted(rows) and 0 < elapsed_ms < 60_000
+
+
+def test_the_guard_runs_in_the_worker_unless_the_caller_vouches(db, catalog):
+    r = runner(db, catalog)
+    refused = r.run("SELECT * FROM duckdb_settings()", guarded=True)
+    assert refused[0] == "error" and refused[1] == "refused" and refused[3] is False
+    trusted = r.run("SELECT count(*) AS n FROM duckdb_settings()", guarded=False)
+    assert trusted[0] == "ok" and trusted[2][0][0] > 10
+
+
+def test_the_guard_adds_the_row_cap(db, catalog):
+    r = runner(db, catalog, max_rows=5)
+    reply = r.run("SELECT company_id FROM companies", guarded=True)
+    assert reply[0] == "ok" and len(reply[2]) == 5 and reply[3] is True
+
+
+def test_rows_past_the_cap_are_cut_and_said(db, catalog):
+    r = runner(db, catalog, max_rows=5)
+    over = r.run("SELECT * FROM range(200) t(n)", guarded=False)
+    assert over[0] == "ok" and over[2] == [(n,) for n in range(5)] and over[3] is True
+    exact = r.run("SELECT * FROM range(5) t(n)", guarded=False)
+    assert exact[2] == [(n,) for n in range(5)] and exact[3] is False
+    one_more = r.run("SELECT * FROM range(6) t(n)", guarded=False)
+    assert len(one_more[2]) == 5 and one_more[3] is True
+
+
+def test_rows_are_fetched_past_one_chunk(db, catalog):
+    r = runner(db, catalog, max_rows=1000)
+    reply = r.run("SELECT * FROM range(300) t(n)", guarded=False)
+    assert reply[2] == [(n,) for n in range(300)] and reply[3] is False
+
+
+def test_rows_past_the_byte_cap_are_cut_and_a_lone_huge_row_is_an_error(db, catalog):
+    r = runner(db, catalog, max_result_bytes=1000)
+    cut = r.run("SELECT repeat('x', 100) AS s FROM range(50)", guarded=False)
+    # each row: a tuple (8) holding a 100-character string (108): 116 bytes, 8 fit in 1000
+    assert cut[0] == "ok" and len(cut[2]) == 8 and cut[3] is True
+    fits = r.run("SELECT repeat('x', 100) AS s FROM range(8)", guarded=False)
+    assert len(fits[2]) == 8 and fits[3] is False
+    huge = r.run("SELECT repeat('x', 5000) AS s", guarded=False)
+    assert huge[:2] == ("error", "runtime") and "1,000-byte" in huge[2] and huge[3] is False
+
+
+def test_intervals_come_back_as_duckdb_text_and_zoned_times_portable(db, catalog):
+    r = runner(db, catalog)
+    reply = r.run("SELECT age(DATE '2026-09-30', DATE '2011-05-14') AS a, 1 AS n", guarded=False)
+    assert reply[1] == ["a", "n"] and reply[2] == [("15 years 4 months 16 days", 1)]
+    zoned = r.run("SELECT TIMESTAMPTZ '2026-01-01 10:00:00+00' AS t", guarded=False)
+    (value,), = zoned[2]
+    assert type(value.tzinfo) is timezone and value == datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+def test_errors_are_typed_and_do_not_retire_the_worker(db, catalog):
+    r = runner(db, catalog)
+    binder = r.run("SELECT no_such_column FROM funds", guarded=False)
+    assert binder[:2] == ("error", "binder") and binder[3] is False
+    parse = r.run("SELEC 1", guarded=False)
+    assert parse[:2] == ("error", "parse")
+    runtime = r.run("SELECT 'x'::INTEGER", guarded=False)
+    assert runtime[:2] == ("error", "runtime") and "x" in runtime[2]
+    assert r.run("SELECT 1 AS one", guarded=False)[2] == [(1,)]  # and it goes on
+
+
+def test_a_query_past_its_time_is_interrupted_and_the_runner_goes_on(db, catalog):
+    r = runner(db, catalog, query_timeout_s=0.5, threads=1)
+    reply = r.run("SELECT count(*) FROM range(100000000000) a", guarded=False)
+    assert reply[:2] == ("error", "timeout") and "0.5 s" in reply[2] and reply[3] is False
+    assert r.run("SELECT 2 AS two", guarded=False)[2] == [(2,)]
+
+
+def test_each_request_gets_a_fresh_session(db, catalog):
+    r = runner(db, catalog)
+    assert r.run("CREATE TEMP TABLE t AS SELECT 1 AS x", guarded=False)[0] == "ok"
+    assert r.run("SELECT x FROM t", guarded=False)[:2] == ("error", "binder")
+
+
+def test_each_request_caps_cpu_time_from_now(db, catalog):
+    r = runner(db, catalog, query_timeout_s=3, threads=2)
+    assert r.cpu_budget == math.ceil((3 + 2) * (2 + 1)) + 1 == 16
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    r.run("SELECT 1", guarded=False)
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    assert int(used) + 16 <= soft <= int(used) + 16 + 2
+    assert hard == resource.getrlimit(resource.RLIMIT_CPU)[1]
+
+
+def test_warming_runs_the_guard_and_every_converter(db, catalog):
+    r = runner(db, catalog)
+    r.warm()
+    assert r.run("SELECT fund_name FROM funds LIMIT 1", guarded=True)[0] == "ok"
