@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,15 +30,24 @@ COPY = ("states", "bot", "schemas", "eval", "tests", "pyproject.toml")
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "core": (["states/clarify.py", "states/machine.py", "states/debug.py"],
              ["tests/test_states.py", "tests/test_machine.py", "tests/test_clarify.py",
-              "tests/test_debug.py", "tests/test_turn_record.py"]),
+              "tests/test_debug.py", "tests/test_turn_record.py", "tests/test_run_turn.py",
+              "tests/test_docs.py"]),
     "guard": (["states/guard.py", "states/bounds.py"],
               ["tests/test_guard.py", "tests/test_guard_bounds.py"]),
     "executor": (["bot/sqlpool.py", "bot/sqlworker.py", "bot/warehouse.py"],
-                 ["tests/test_sqlpool.py", "tests/test_warehouse.py"]),
+                 ["tests/test_sqlworker.py", "tests/test_sqlpool.py", "tests/test_warehouse.py"]),
     "store": (["bot/store.py"], ["tests/test_store.py"]),
     "slack": (["bot/slack/access.py", "bot/slack/render.py"],
               ["tests/test_slack_render.py", "tests/test_duckdb_types.py",
                "tests/test_slack_edge.py"]),
+}
+# Code that runs only in a child process (the SQL worker's main loop and its limits): mutmut
+# learns which tests reach a function by watching calls in the test process, so it sees none
+# reach these. The mutant is active in the child too (FUNDBOT_WORKER_ENV passes mutmut's
+# MUTANT_UNDER_TEST to the worker), so these mutants are run again against the tests that
+# drive the worker process.
+CHILD_ONLY: dict[str, tuple[list[str], list[str]]] = {
+    "executor": (["bot.sqlworker"], ["tests/test_sqlpool.py", "tests/test_warehouse.py"]),
 }
 DETECTED = {"killed", "timeout", "segfault"}  # the tests noticed the change
 # every survivor's diff in one process (`mutmut show` is a process start per mutant)
@@ -47,6 +57,18 @@ _DIFFS = ("import json, sys\n"
           "print(json.dumps({n: get_diff_for_mutant(n, path=find_mutant(n).path) "
           "for n in names}))")
 _RESULT = re.compile(r"^\s*(\S+): (.+)$")
+# give functions no test reached in-process the tests that drive the child process
+_ADOPT = ("import json, sys\n"
+          "from mutmut.utils.format_utils import mangled_name_from_mutant_name as mangled\n"
+          "names, files = json.loads(sys.argv[1])\n"
+          "path = 'mutants/mutmut-stats.json'\n"
+          "stats = json.load(open(path))\n"
+          "tests = [t for t in stats['duration_by_test'] if t.split('::')[0] in files]\n"
+          "for n in names:\n"
+          "    known = stats['tests_by_mangled_function_name'].setdefault(mangled(n), [])\n"
+          "    known.extend(t for t in tests if t not in known)\n"
+          "json.dump(stats, open(path, 'w'))\n"
+          "print(len(tests))")
 
 
 def _setup_cfg(mutate: list[str], tests: list[str]) -> str:
@@ -57,6 +79,17 @@ def _setup_cfg(mutate: list[str], tests: list[str]) -> str:
     lines += ["pytest_add_cli_args =", "    -q", "    -p", "    no:cacheprovider",
               "use_git_change_detection = false", ""]
     return "\n".join(lines)
+
+
+def _module(mutant: str) -> str:
+    """'bot.sqlworker' of 'bot.sqlworker.x_main__mutmut_3' or '….xǁRunnerǁrun__mutmut_1'."""
+    return mutant.split(".x")[0]
+
+
+def _statuses(work: Path) -> dict[str, str]:
+    listing = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
+                             cwd=work, capture_output=True, text=True, check=False).stdout
+    return dict(m.groups() for m in map(_RESULT.match, listing.splitlines()) if m)
 
 
 def _scratch(group: str) -> Path:
@@ -79,17 +112,26 @@ def run_group(group: str, jobs: int, collect_only: bool = False) -> dict:
     tests = [t for t in tests if (ROOT / t).exists()]
     work = OUT / group
     mutmut = [sys.executable, "-m", "mutmut"]
+    env = {**os.environ, "FUNDBOT_WORKER_ENV": "MUTANT_UNDER_TEST"}
     started = time.monotonic()
     if not collect_only:
         work = _scratch(group)
         (work / "setup.cfg").write_text(_setup_cfg(mutate, tests))
         with open(OUT / f"{group}.log", "w") as log:
-            subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work,
+            subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work, env=env,
                            stdout=log, stderr=subprocess.STDOUT, check=False)
+            statuses = _statuses(work)
+            modules, files = CHILD_ONLY.get(group, ([], []))
+            orphans = sorted(n for n, s in statuses.items()
+                             if s == "no tests" and _module(n) in modules)
+            if orphans:
+                subprocess.run([sys.executable, "-c", _ADOPT, json.dumps([orphans, files])],
+                               cwd=work, check=True, stdout=log)
+                subprocess.run([*mutmut, "run", "--max-children", str(jobs), *orphans],
+                               cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               check=False)
     minutes = (time.monotonic() - started) / 60
-    listing = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work,
-                             capture_output=True, text=True, check=False).stdout
-    statuses = dict(m.groups() for m in map(_RESULT.match, listing.splitlines()) if m)
+    statuses = _statuses(work)
     unchecked = {n for n, s in statuses.items() if s == "not checked"}  # a stopped run
     statuses = {n: s for n, s in statuses.items() if n not in unchecked}
     survivors = sorted(n for n, s in statuses.items() if s not in DETECTED)
@@ -100,8 +142,7 @@ def run_group(group: str, jobs: int, collect_only: bool = False) -> dict:
              for name, diff in json.loads(shown).items()}
     by_module: dict[str, dict[str, int]] = {}
     for name, status in statuses.items():
-        module = name.split(".x")[0].split(".xǁ")[0]
-        counts = by_module.setdefault(module, {"total": 0, "detected": 0})
+        counts = by_module.setdefault(_module(name), {"total": 0, "detected": 0})
         counts["total"] += 1
         counts["detected"] += status in DETECTED
     result = {"group": group, "mutate": mutate, "tests": tests, "minutes": round(minutes, 1),

@@ -73,3 +73,40 @@ def test_an_empty_result_with_neither_sql_nor_keep_is_not_kept():
     r = run_turn(deps, "d5", "investments in 1850?")
     assert r.state == "failed" and r.error_kind == "sql"
     assert "the model offered no corrected query" in r.answer
+
+
+def _ctx_with(attempts):
+    from states.context import TurnContext
+    from states.ports import Conversation, Trace
+
+    deps, _, _ = make()
+    trace = Trace(trace_id="t", thread_id="d", question="q", started_at="2026-10-15T00:00:00")
+    trace.sql_attempts.extend(attempts)
+    return TurnContext(deps=deps, conv=Conversation("d"), text="q", trace=trace, question="q")
+
+
+def test_the_give_up_message_names_the_tries_the_last_problem_and_the_last_sql():
+    from states.debug import exhausted_message
+    from states.ports import SqlAttempt
+
+    tip = "\nTry naming the fund, company or period more precisely."
+    one = _ctx_with([SqlAttempt(BAD, ok=False, error_kind="binder", error=ERROR)])
+    assert exhausted_message(one) == (
+        f"I could not get a working query for this (1 attempt). Last problem: binder: {ERROR}"
+        f"\nLast SQL tried:\n```sql\n{BAD}\n```" + tip)
+    # the last attempt ran (an empty result): no problem of its own to name
+    ran = _ctx_with([SqlAttempt(BAD, ok=False, error_kind="binder", error=ERROR),
+                     SqlAttempt(EMPTY, ok=True)])
+    assert exhausted_message(ran) == (
+        "I could not get a working query for this (2 attempts). Last problem: unknown"
+        f"\nLast SQL tried:\n```sql\n{EMPTY}\n```" + tip)
+    assert exhausted_message(ran, "the model gave no SQL").startswith(
+        "I could not get a working query for this (2 attempts). Last problem: the model gave "
+        "no SQL\n")
+    assert exhausted_message(_ctx_with([])) == (
+        "I could not get a working query for this (0 attempts). Last problem: unknown" + tip)
+    long_sql, long_error = "SELECT " + "x, " * 2000 + "1", "e" * 900
+    cut = exhausted_message(_ctx_with([SqlAttempt(long_sql, ok=False, error_kind="runtime",
+                                                  error=long_error)]))
+    assert f"Last problem: {('runtime: ' + long_error)[:500]}\n" in cut
+    assert f"```sql\n{long_sql[:3000]}\n```" in cut
