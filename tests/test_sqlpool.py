@@ -103,6 +103,7 @@ def test_fundbot_worker_env_passes_named_variables_but_never_secrets(monkeypatch
     monkeypatch.setenv("MY_DB_PASSWORD", "pw")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp")
     monkeypatch.setenv("UNNAMED", "not asked for")
+    monkeypatch.delenv("FUNDBOT_WORKER_ENV", raising=False)
     assert "MUTANT_UNDER_TEST" not in worker_environment()  # only what is named passes
     monkeypatch.setenv("FUNDBOT_WORKER_ENV", " COVERAGE_PROCESS_START, MUTANT_UNDER_TEST,,"
                        "OPENAI_API_KEY,FUNDBOT_STATE,MY_DB_PASSWORD,github_token")
