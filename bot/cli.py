@@ -148,11 +148,11 @@ def exit_code(r: TurnResult) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.runtime import opened
+    from bot.runtime import one_turn_at_a_time, opened
     from states.machine import run_turn
 
     thread = args.thread or f"cli-{uuid.uuid4().hex[:10]}"
-    with opened(load_config()) as deps:
+    with opened(one_turn_at_a_time(load_config())) as deps:
         result = run_turn(deps, thread, args.question, user="cli")
     chart = save_chart(result, Path(args.chart)) if args.chart else None
     if args.json:
@@ -185,9 +185,9 @@ def save_chart(result: TurnResult, path: Path) -> str | None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from bot.runtime import opened
+    from bot.runtime import one_turn_at_a_time, opened
 
-    config = load_config()
+    config = one_turn_at_a_time(load_config())
     with opened(config) as deps:
         return _chat(deps, Path(config.chart_dir))
 
@@ -256,9 +256,9 @@ def _chat(deps, chart_dir: Path) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from bot.runtime import build_warehouse
+    from bot.runtime import build_warehouse, one_turn_at_a_time
 
-    config = load_config()
+    config = one_turn_at_a_time(load_config())
     with build_warehouse(config) as wh:  # closed before we return
         try:
             res = wh.execute(args.sql)

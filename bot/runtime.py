@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from bot.config import NO_LLM_MESSAGE, Config, ConfigError
 from states.machine import Deps
@@ -44,6 +45,12 @@ def build_warehouse(config: Config, db: str | None = None):
     from bot.warehouse import open_warehouse
 
     return open_warehouse(db or config.db_path, config.limits)
+
+
+def one_turn_at_a_time(config: Config) -> Config:
+    """`config` for a command that answers one thing at a time (sql, ask, chat): one warm SQL
+    worker, not FUNDBOT_SQL_WORKERS -- a second would only cost a process start."""
+    return replace(config, limits=replace(config.limits, sql_workers=1))
 
 
 @contextmanager

@@ -61,3 +61,21 @@ def test_sql_command_exits_zero_as_a_process(own_db, tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["rows"][0][0] > 0
+
+
+def test_one_shot_commands_start_one_sql_worker(own_db, monkeypatch, capsys):
+    """A command that answers one thing starts one warm worker, whatever FUNDBOT_SQL_WORKERS
+    says for the servers (each worker is a process start and a warehouse opened)."""
+    started: list[list[str]] = []
+    popen = subprocess.Popen
+
+    def counting(args, *a, **kw):
+        started.append(list(args))
+        return popen(args, *a, **kw)
+    monkeypatch.setattr(subprocess, "Popen", counting)
+    monkeypatch.setenv("FUNDBOT_DB", own_db)
+    monkeypatch.setenv("FUNDBOT_ENV_FILE", "/nonexistent.env")
+    monkeypatch.setenv("FUNDBOT_SQL_WORKERS", "3")
+    assert main(["sql", "--json", QUERY]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0][0] > 0
+    assert len([a for a in started if "bot.sqlworker" in a]) == 1
