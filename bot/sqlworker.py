@@ -97,16 +97,21 @@ class Runner:
         self.cpu_budget = math.ceil((limits.query_timeout_s + 2) * (limits.threads + 1)) + 1
 
     def warm(self) -> None:
+        """Run the guard and DuckDB once, and every Python-side converter, before the address
+        space is capped; a worker that cannot do this much is broken (RuntimeError)."""
         from states.guard import check
 
         table = next(iter(self.catalog.tables), None)
-        if table:
-            self.run(check(f"SELECT * FROM {table} LIMIT 1", self.catalog, 1), guarded=False)
+        probes = [check(f"SELECT * FROM {table} LIMIT 1", self.catalog, 1)] if table else []
         # Python-side converters load on first use (pytz's zone data for TIMESTAMPTZ, uuid,
         # decimal): loaded now, before the address space is capped, they cost no query memory
-        self.run("SELECT TIMESTAMPTZ '2000-01-01 00:00:00+00' AS t, INTERVAL 1 DAY AS i, "
-                 "uuid() AS u, TIME '01:00' AS tm, 1.5::DECIMAL(4,1) AS d, [1] AS l, "
-                 "{'a': 1} AS s, '2000-01-01'::DATE AS dt", guarded=False)
+        probes.append("SELECT TIMESTAMPTZ '2000-01-01 00:00:00+00' AS t, INTERVAL 1 DAY AS i, "
+                      "uuid() AS u, TIME '01:00' AS tm, 1.5::DECIMAL(4,1) AS d, [1] AS l, "
+                      "{'a': 1} AS s, '2000-01-01'::DATE AS dt")
+        for sql in probes:
+            reply = self.run(sql, guarded=False)
+            if reply[0] != "ok":
+                raise RuntimeError(f"the worker could not run {sql[:60]!r}: {reply[2]}")
 
     def run(self, sql: str, guarded: bool) -> tuple:
         from states.guard import check

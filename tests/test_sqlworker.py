@@ -190,3 +190,53 @@ def test_warming_runs_the_guard_and_every_converter(db, catalog):
     r = runner(db, catalog)
     r.warm()
     assert r.run("SELECT fund_name FROM funds LIMIT 1", guarded=True)[0] == "ok"
+
+
+def test_warming_a_worker_that_cannot_run_a_query_is_an_error(db, catalog):
+    from dataclasses import replace
+
+    broken = replace(catalog, tables={"no_such_table": next(iter(catalog.tables.values()))})
+    with pytest.raises(RuntimeError, match="could not run 'SELECT \\* FROM no_such_table"):
+        runner(db, broken).warm()
+    runner(db, replace(catalog, tables={})).warm()  # no table: the converters only
+
+
+# ------------------------------------------------------------- DuckDB's messages
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    from bot.warehouse import QueryErrors
+
+    monkeypatch.setenv("HOME", "/home/gp")
+    return QueryErrors("/srv/fund/data/fund.duckdb", Limits(max_result_bytes=1000))
+
+
+def test_a_message_loses_the_caret_context_and_extra_space(errors):
+    assert errors.clean("Binder Error: no x\n\nLINE 1: SELECT x\n  ^") == "Binder Error: no x"
+    assert errors.clean("Parser Error: near y\nLINE 1: SELEC") == "Parser Error: near y"
+    assert errors.clean("a \n  b\tc  ") == "a b c"
+
+
+def test_a_message_names_no_host_path(errors):
+    assert errors.clean("cannot open /srv/fund/data/fund.duckdb now") == "cannot open <path> now"
+    assert errors.clean("no /srv/fund/data/other.csv") == "no <path>/other.csv"
+    assert errors.clean("see /home/gp/notes") == "see <path>/notes"
+    assert errors.clean('No file "/etc/x y" or \'C:\\\\t\'') == 'No file "<path>" or \'<path>\''
+
+
+def test_a_root_home_does_not_blank_every_slash(monkeypatch):
+    from bot.warehouse import QueryErrors
+
+    monkeypatch.setenv("HOME", "/")
+    assert QueryErrors("fund.duckdb", Limits()).clean("a/b and c/d") == "a/b and c/d"
+
+
+def test_a_long_message_is_cut_to_600_characters(errors):
+    assert errors.clean("x" * 600) == "x" * 600
+    assert errors.clean("x" * 601) == "x" * 599 + "…"
+
+
+def test_a_too_big_row_says_the_limit_and_what_to_do(errors):
+    assert errors.too_big() == ("one row of the result is larger than the 1,000-byte limit on "
+                                "results; select shorter values (substr, length) or aggregate")

@@ -341,3 +341,8 @@ def test_file_is_byte_identical(db, wh):
     # the module fixture checks again after every test of this file has run
     wh.execute("select * from investments")
     assert _sha256(db["path"]) == db["sha256"]
+
+
+def test_a_warehouse_without_value_dictionaries_resolves_nothing(wh):
+    # the module's warehouse speaks only for itself (docs={}): no dictionaries to read names from
+    assert wh.resolve("What did Adam Levin invest in Databricks?") == ([], [])
