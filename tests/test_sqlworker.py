@@ -240,3 +240,31 @@ def test_a_long_message_is_cut_to_600_characters(errors):
 def test_a_too_big_row_says_the_limit_and_what_to_do(errors):
     assert errors.too_big() == ("one row of the result is larger than the 1,000-byte limit on "
                                 "results; select shorter values (substr, length) or aggregate")
+
+
+def test_duckdbs_errors_become_kinds_a_user_can_act_on(errors):
+    import duckdb
+
+    from bot.sqlpool import memory_message, timeout_message
+
+    limits = Limits(max_result_bytes=1000)
+    assert timeout_message(limits) == ("the query ran longer than 10 s and was stopped; make it "
+                                       "cheaper (filter early, avoid cross joins)")
+    assert memory_message(limits) == ("the query needed more than the 1GB memory limit and was "
+                                      "stopped; aggregate or filter earlier and avoid cross joins")
+    cases = [
+        (duckdb.InterruptException("INTERRUPT"), False, ("timeout", timeout_message(limits))),
+        (duckdb.InvalidInputException("x"), True, ("timeout", timeout_message(limits))),
+        (duckdb.OutOfMemoryException("Out of Memory Error: temp_directory"), False,
+         ("runtime", memory_message(limits))),
+        (duckdb.ParserException("Parser Error: syntax"), False, ("parse", "Parser Error: syntax")),
+        (duckdb.CatalogException("Catalog Error: t"), False, ("binder", "Catalog Error: t")),
+        (duckdb.BinderException("Binder Error: c"), False, ("binder", "Binder Error: c")),
+        (duckdb.ConversionException("Conversion Error: v"), False,
+         ("runtime", "Conversion Error: v")),
+        (duckdb.InvalidInputException("Invalid Input Error: requires pytz"), False,
+         ("runtime", "timestamps with time zone cannot be returned here; cast them to "
+                     "TIMESTAMP or DATE (e.g. current_date instead of now())")),
+    ]
+    for exc, timed_out, expected in cases:
+        assert errors.from_duckdb(exc, timed_out) == expected, exc
