@@ -51,7 +51,7 @@ PYTEST_ARGS: dict[str, list[str]] = {
 # MUTANT_UNDER_TEST to the worker), so these mutants are run again against the tests that
 # drive the worker process.
 CHILD_ONLY: dict[str, tuple[list[str], list[str]]] = {
-    "executor": (["bot.sqlworker"], ["tests/test_sqlpool.py", "tests/test_warehouse.py"]),
+    "executor": (["bot.sqlworker"], ["tests/test_sqlpool.py"]),
 }
 DETECTED = {"killed", "timeout", "segfault"}  # the tests noticed the change
 # every survivor's diff in one process (`mutmut show` is a process start per mutant)
