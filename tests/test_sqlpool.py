@@ -61,7 +61,7 @@ def test_close_kills_the_workers(wh):
 
 def test_a_worker_reply_cannot_name_code():
     assert _loads(pickle.dumps(("ok", ["a"], [(1, "x")], False, 1.0)))[0] == "ok"
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(pickle.UnpicklingError, match=r"may not hold (posix|os)\.system"):
         _loads(pickle.dumps(("ok", os.system)))
 
 
@@ -113,3 +113,41 @@ def test_fundbot_worker_env_passes_named_variables_but_never_secrets(monkeypatch
     assert not {"OPENAI_API_KEY", "FUNDBOT_STATE", "MY_DB_PASSWORD", "GITHUB_TOKEN",
                 "UNNAMED", "FUNDBOT_WORKER_ENV"} & set(env)
     assert env["PATH"] == os.environ["PATH"]
+
+
+def test_how_a_worker_died_is_told_to_the_user(wh, caplog):
+    from bot.sqlpool import WorkerDied, memory_message, timeout_message
+
+    pool, limits, sql = wh.pool, wh.limits, "SELECT 1"
+
+    def told(died: WorkerDied) -> tuple:
+        err = pool._died(died, sql)
+        return err.kind, err.message, err.sql
+
+    assert told(WorkerDied(-9, killed=True)) == ("timeout", timeout_message(limits), sql)
+    assert told(WorkerDied(-signal.SIGXCPU, killed=False)) == (
+        "timeout", timeout_message(limits), sql)
+    assert told(WorkerDied(-signal.SIGKILL, killed=False)) == (
+        "runtime", memory_message(limits), sql)
+    assert told(WorkerDied(signal.SIGXCPU, killed=False)) == (
+        "runtime", memory_message(limits), sql)
+    assert told(WorkerDied(0, killed=False, bad_reply=True)) == (
+        "runtime", "the result holds a value of a type fundbot does not pass on; cast that "
+        "column to VARCHAR", sql)
+    caplog.set_level("ERROR", logger="bot.sqlpool")
+    assert told(WorkerDied(3, killed=False, starting=True)) == (
+        "runtime", "the SQL worker could not start; the query was not run (see the bot's log)",
+        sql)
+    assert caplog.messages == ["an SQL worker could not start (exit status 3)"]
+    pool.close()
+    assert told(WorkerDied(-9, killed=True)) == ("runtime", "the warehouse is closed", sql)
+
+
+def test_a_worker_past_its_cpu_limit_is_a_timeout_and_is_replaced(wh):
+    wh.execute("SELECT count(*) FROM funds")
+    (pid,) = wh.pool.pids()
+    os.kill(pid, signal.SIGXCPU)  # what the kernel sends at RLIMIT_CPU
+    with pytest.raises(QueryError) as info:
+        wh.execute("SELECT count(*) FROM funds")
+    assert info.value.kind == "timeout" and info.value.sql == "SELECT count(*) FROM funds"
+    assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]

@@ -268,3 +268,8 @@ def test_duckdbs_errors_become_kinds_a_user_can_act_on(errors):
     ]
     for exc, timed_out, expected in cases:
         assert errors.from_duckdb(exc, timed_out) == expected, exc
+
+
+def test_a_trailing_semicolon_does_not_break_the_exact_interval_text(db, catalog):
+    reply = runner(db, catalog).run("SELECT INTERVAL 1 DAY AS i;  ", guarded=False)
+    assert reply[:3] == ("ok", ["i"], [("1 day",)])

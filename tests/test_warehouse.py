@@ -295,8 +295,20 @@ def test_open_warehouse_missing_file(tmp_path):
     missing = tmp_path / "nope.duckdb"
     with pytest.raises(FileNotFoundError) as info:
         open_warehouse(str(missing), Limits())
-    assert "fundbot db init" in str(info.value)
+    assert str(info.value) == (f"no warehouse at {missing}: build the sample one with `fundbot "
+                               "db init` (or point FUNDBOT_DB at an existing DuckDB file)")
     assert not missing.exists()
+
+
+def test_open_warehouse_takes_the_docs_it_is_given(sample_db, tmp_path):
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    question = "What did Adam Levin invest in Databricks?"
+    with open_warehouse(str(path), Limits(sql_workers=1), docs={}) as own:
+        assert own.resolve(question) == ([], [])  # only what the file says: no dictionaries
+    with open_warehouse(str(path), Limits(sql_workers=1)) as sample:  # the bundled catalogue
+        entities, _ = sample.resolve(question)
+        assert {e.value for e in entities} >= {"Adam Levin", "Databricks, Inc."}
 
 
 def test_open_warehouse_opens(db):
