@@ -7,6 +7,8 @@ the groups' results stay apart. The score and every surviving mutant's diff are 
 mutation-out/REPORT.md (and mutation-out/<group>.json).
 
     python -m tests.mutate [GROUP ...] [--jobs N]
+    python -m tests.mutate GROUP --again     # the survivors once more, against today's tests
+    python -m tests.mutate GROUP --collect   # report on a run that was stopped early
 
 Not part of `make test`: a group takes minutes. docs/QUALITY.md has the last figures.
 """
@@ -107,11 +109,21 @@ def _statuses(work: Path) -> dict[str, str]:
     return dict(m.groups() for m in map(_RESULT.match, listing.splitlines()) if m)
 
 
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+
+
+def _fresh_tests(work: Path) -> None:
+    """The work tree's tests, now, in a scratch copy (for --again)."""
+    for dest in (work / "tests", work / "mutants" / "tests"):
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(ROOT / "tests", dest, ignore=_IGNORE)
+
+
 def _scratch(group: str) -> Path:
     work = OUT / group
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    ignore = _IGNORE
     for name in COPY:
         src = ROOT / name
         if src.is_dir():
@@ -121,15 +133,23 @@ def _scratch(group: str) -> Path:
     return work
 
 
-def run_group(group: str, jobs: int, collect_only: bool = False) -> dict:
-    """Run mutmut on a group (or, with collect_only, read a run that was stopped early)."""
+def run_group(group: str, jobs: int, collect_only: bool = False, again: bool = False) -> dict:
+    """Run mutmut on a group (or, with collect_only, read a run that was stopped early; with
+    again, run the last run's survivors once more against the tests as they are now)."""
     mutate, tests = GROUPS[group]
     tests = [t for t in tests if (ROOT / t).exists()]
     work = OUT / group
     mutmut = [sys.executable, "-m", "mutmut"]
     env = {**os.environ, "FUNDBOT_WORKER_ENV": "MUTANT_UNDER_TEST"}
     started = time.monotonic()
-    if not collect_only:
+    if again:
+        _fresh_tests(work)
+        survivors = sorted(n for n, s in _statuses(work).items()
+                           if s not in DETECTED and s != "not checked")
+        with open(OUT / f"{group}.log", "a") as log:
+            subprocess.run([*mutmut, "run", "--max-children", str(jobs), *survivors], cwd=work,
+                           env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    elif not collect_only:
         work = _scratch(group)
         (work / "setup.cfg").write_text(_setup_cfg(mutate, tests, PYTEST_ARGS.get(group, [])))
         with open(OUT / f"{group}.log", "w") as log:
@@ -200,10 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--collect", action="store_true",
                         help="only report on the groups' last (perhaps stopped) runs")
+    parser.add_argument("--again", action="store_true",
+                        help="run the last run's survivors again against the current tests "
+                             "(the mutated code stays as it was copied)")
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     for group in args.groups or list(GROUPS):
-        r = run_group(group, args.jobs, collect_only=args.collect)
+        r = run_group(group, args.jobs, collect_only=args.collect, again=args.again)
         for module, counts in sorted(r["by_module"].items()):
             print(f"{group:9} {module:22} {_score(counts)}  ({r['minutes']} min"
                   + (f"; {r['not_checked']} mutants not run" if r["not_checked"] else "") + ")",
