@@ -98,3 +98,13 @@ def test_mermaid_names_every_state_and_guard():
     for s in S:
         assert s.value in text
     assert "can_debug" in text and "can_clarify" in text
+
+
+def test_mermaid_is_a_titled_diagram_without_a_current_state():
+    text = mermaid()
+    lines = text.splitlines()
+    assert lines[:4] == ["---", "fundbot", "---", "stateDiagram-v2"]
+    # transitions draws the model's current state highlighted: a static diagram has none
+    assert not [ln for ln in lines if ln.strip().startswith(("classDef", "Class "))]
+    assert "s_active" not in text and "darksalmon" not in text
+    assert "  understand --> execute: sql" in lines and text.endswith("\n")

@@ -4,6 +4,7 @@ clarification, the query tag, and how the turn's time is measured and logged."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -191,3 +192,81 @@ def test_a_wrong_figure_gets_one_more_draft_and_then_the_results_values():
     assert r.llm_calls == 3 and "121" not in r.answer and "122" not in r.answer
     assert "120" in r.answer and r.verification != "revised"
     assert [v["round"] for v in deps.store.traces[r.trace_id].verify] == [1, 2]
+
+
+class FlakyStore(MemoryStore):
+    """Fails its next `failures` saves of the conversation (and, with `steps`, every trace save
+    before the final one) with a StoreError."""
+
+    def __init__(self, failures: int, steps: bool = False) -> None:
+        super().__init__()
+        self.failures, self.steps = failures, steps
+
+    def save(self, conversation: Conversation) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("io", "disk I/O error writing state.sqlite3")
+        super().save(conversation)
+
+    def save_trace(self, trace) -> None:
+        if self.steps and not trace.final_state:
+            raise StoreError("busy", "state.sqlite3 is locked")
+        super().save_trace(trace)
+
+
+def test_a_final_save_that_fails_once_is_tried_again(caplog):
+    deps, llm, _ = make(FlakyStore(failures=1))
+    llm.sql(SQL).text("Fund A.")
+    caplog.set_level(logging.WARNING, logger="fundbot.turn")
+    r = run_turn(deps, "t", "Which funds?")
+    assert (r.answer, r.warning) == ("Fund A.", None)
+    assert deps.store.load("t").history[-1].answer == "Fund A."
+    assert caplog.messages == ["final save failed (attempt 1): disk I/O error writing "
+                               "state.sqlite3"]
+
+
+def test_a_final_save_that_fails_twice_delivers_the_answer_with_a_warning(caplog):
+    deps, llm, _ = make(FlakyStore(failures=2))
+    llm.sql(SQL).text("Fund A.")
+    caplog.set_level(logging.WARNING, logger="fundbot.turn")
+    r = run_turn(deps, "t", "Which funds?")
+    warning = ("This answer could not be saved, so a follow-up question won't know about it "
+               "(disk I/O error writing state.sqlite3)")
+    assert (r.state, r.warning, r.answer) == ("answered", warning, f"Fund A.\n\n⚠️ {warning}")
+    assert [m.split(":")[0] for m in caplog.messages] == [
+        "final save failed (attempt 1)", "final save failed (attempt 2)"]
+    deps.store.failures = 2
+    asked = run_turn(deps, "c", "What did Adam invest?")
+    assert asked.clarification.endswith(f"\n\n⚠️ {warning}") and asked.answer is None
+
+
+def test_a_trace_step_that_cannot_be_saved_costs_only_that_step(caplog):
+    deps, llm, _ = make(FlakyStore(failures=0, steps=True))
+    llm.sql(SQL).text("Fund A.")
+    caplog.set_level(logging.WARNING, logger="fundbot.turn")
+    r = run_turn(deps, "t", "Which funds?")
+    assert r.answer == "Fund A." and r.trace_id in deps.store.traces
+    assert caplog.messages == ["trace step not saved: state.sqlite3 is locked"] * 4
+
+
+class SlowTraceStore(MemoryStore):
+    def save_trace(self, trace) -> None:
+        time.sleep(NAP_S)
+        super().save_trace(trace)
+
+
+def test_store_time_counts_every_trace_write():
+    deps, llm, _ = make(SlowTraceStore())
+    llm.sql(SQL).text("Fund A.")
+    r = run_turn(deps, "t", "Which funds?")
+    # a trace write after each of the 4 steps, and the final one
+    assert r.timings_ms["store"] >= 5 * NAP_S * 1000
+
+
+def test_a_turn_without_rows_records_none_and_the_models_chart_hint_is_passed_on():
+    deps, llm, _ = make()
+    r = run_turn(deps, "c", "What did Adam invest?")
+    assert r.state == "clarify" and deps.store.load("c").history[-1].row_count == 0
+    llm.raw_tool("sql_query", json.dumps({"sql": SQL, "chart": "bar"})).text("Fund A.")
+    r = run_turn(deps, "t", "Which funds?")
+    assert r.chart_hint == "bar" and r.verified_query is None
