@@ -138,6 +138,13 @@ def test_rows_past_the_byte_cap_are_cut_and_a_lone_huge_row_is_an_error(db, cata
     assert cut[0] == "ok" and len(cut[2]) == 8 and cut[3] is True
     fits = r.run("SELECT repeat('x', 100) AS s FROM range(8)", guarded=False)
     assert len(fits[2]) == 8 and fits[3] is False
+    # exactly at the cap: 8 rows of 116 bytes are 928 bytes, and 928 may pass, not 927
+    exact = runner(db, catalog, max_result_bytes=928).run(
+        "SELECT repeat('x', 100) AS s FROM range(9)", guarded=False)
+    assert len(exact[2]) == 8 and exact[3] is True
+    short = runner(db, catalog, max_result_bytes=927).run(
+        "SELECT repeat('x', 100) AS s FROM range(9)", guarded=False)
+    assert len(short[2]) == 7 and short[3] is True
     huge = r.run("SELECT repeat('x', 5000) AS s", guarded=False)
     assert huge[:2] == ("error", "runtime") and "1,000-byte" in huge[2] and huge[3] is False
 
@@ -169,6 +176,13 @@ def test_a_query_past_its_time_is_interrupted_and_the_runner_goes_on(db, catalog
     assert r.run("SELECT 2 AS two", guarded=False)[2] == [(2,)]
 
 
+def test_a_time_limit_that_passes_before_the_query_starts_still_stops_it(db, catalog):
+    # the first interrupt lands before DuckDB has started: it is sent again until it takes
+    r = runner(db, catalog, query_timeout_s=0.000001, threads=1)
+    reply = r.run("SELECT count(*) FROM range(100000000000) a", guarded=False)
+    assert reply[:2] == ("error", "timeout")
+
+
 def test_each_request_gets_a_fresh_session(db, catalog):
     r = runner(db, catalog)
     assert r.run("CREATE TEMP TABLE t AS SELECT 1 AS x", guarded=False)[0] == "ok"
@@ -196,7 +210,8 @@ def test_warming_a_worker_that_cannot_run_a_query_is_an_error(db, catalog):
     from dataclasses import replace
 
     broken = replace(catalog, tables={"no_such_table": next(iter(catalog.tables.values()))})
-    with pytest.raises(RuntimeError, match="could not run 'SELECT \\* FROM no_such_table"):
+    with pytest.raises(RuntimeError, match="could not run 'SELECT \\* FROM no_such_table.*"
+                       "Table with name no_such_table does not exist"):
         runner(db, broken).warm()
     runner(db, replace(catalog, tables={})).warm()  # no table: the converters only
 
