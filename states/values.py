@@ -29,7 +29,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import inflect
 from dateutil import parser as dateparser
 
 from schemas.dictionaries import strip_legal, tokenize
@@ -305,7 +304,13 @@ def figure_matches(fig: Figure, cell: Any) -> bool:
 
 # -------------------------------------------------------------------------- names
 
-_plural = inflect.engine()
+@functools.cache
+def _plural() -> Any:
+    """inflect's engine, imported on first use: the import costs about 2 s of CPU (typeguard
+    instruments the module), which a command that never checks a name should not pay."""
+    import inflect
+
+    return inflect.engine()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -321,7 +326,7 @@ def name_forms(name: str) -> tuple[tuple[str, ...], ...]:
         last = f[-1]
         if last.isalpha():
             forms.add(f[:-1] + (last + "s",))
-            plural = _plural.plural_noun(last)
+            plural = _plural().plural_noun(last)
             if plural:
                 forms.add(f[:-1] + (str(plural).lower(),))
     return tuple(sorted(forms, key=len, reverse=True))

@@ -79,3 +79,12 @@ def test_one_shot_commands_start_one_sql_worker(own_db, monkeypatch, capsys):
     assert main(["sql", "--json", QUERY]) == 0
     assert json.loads(capsys.readouterr().out)["rows"][0][0] > 0
     assert len([a for a in started if "bot.sqlworker" in a]) == 1
+
+
+def test_the_cli_does_not_import_what_only_a_turn_needs():
+    # inflect costs about 2 s of CPU to import (typeguard instruments it): `fundbot sql` and
+    # the SQL workers never need it, a turn that checks a name loads it then
+    code = "import sys, bot.cli, bot.sqlworker, states.guard; print('inflect' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parents[1])
+    assert (done.returncode, done.stdout.strip()) == (0, "False"), done.stderr
