@@ -116,3 +116,14 @@ def test_one_clarifying_round_is_named_in_the_singular():
     assert r.answer == ("I still can't tell exactly what you mean after 1 clarifying question "
                         "(the last was: Which year?). Please ask again with full names, a "
                         "fund, or a period.")
+
+
+def test_two_clarifying_rounds_are_named_in_the_plural():
+    deps, llm, store = _make(clarify_rounds=2)
+    llm.text("Which fund?").text("Which year?").text("Which quarter?")
+    assert run_turn(deps, "two", "how much?").state == "clarify"
+    assert run_turn(deps, "two", "the big one").state == "clarify"
+    r = run_turn(deps, "two", "last year")
+    assert r.state == "failed" and r.answer == (
+        "I still can't tell exactly what you mean after 2 clarifying questions (the last was: "
+        "Which quarter?). Please ask again with full names, a fund, or a period.")
