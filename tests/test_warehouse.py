@@ -42,7 +42,8 @@ def wh(db):
 
 
 def _small(db, **limits) -> DuckWarehouse:
-    return DuckWarehouse(db["path"], Limits(**limits), docs={})
+    """A warehouse of its own for one test: one SQL worker unless the test needs more."""
+    return DuckWarehouse(db["path"], Limits(**{"sql_workers": 1, **limits}), docs={})
 
 
 # ---------------------------------------------------------------------- execute
@@ -247,7 +248,7 @@ def test_timeout_interrupts_a_heavy_query_and_the_worker_survives(db, monkeypatc
 
 
 def test_timeout_interrupts_only_the_thread_that_ran_over(db):
-    with _small(db, query_timeout_s=0.5) as w:
+    with _small(db, query_timeout_s=0.5, sql_workers=2) as w:
         outcome: dict[str, object] = {}
 
         def heavy() -> None:
@@ -312,7 +313,7 @@ def test_open_warehouse_takes_the_docs_it_is_given(sample_db, tmp_path):
 
 
 def test_open_warehouse_opens(db):
-    w = open_warehouse(db["path"], Limits(), docs={})
+    w = open_warehouse(db["path"], Limits(sql_workers=1), docs={})
     try:
         assert w.path == db["path"]
         assert w.execute("select count(*) from exits").rows == [(1,)]
@@ -335,7 +336,7 @@ def test_resolve_uses_the_value_dictionaries(db):
              "aliases": ["first_name", "last_name"]},
             {"kind": "company", "table": "companies", "key": "company_id",
              "value": "company_name"}]
-    w = DuckWarehouse(db["path"], Limits(), docs={"dictionaries": spec})
+    w = DuckWarehouse(db["path"], Limits(sql_workers=1), docs={"dictionaries": spec})
     try:
         reference = dictionaries.ValueDictionaries.from_connection(w._con, spec)
         for text in ("how much did we put into Stripe with Maria?", "what did Adam lead?"):
