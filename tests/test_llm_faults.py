@@ -9,7 +9,6 @@ history, the trace's final state set) and the next question in the same thread i
 
 from __future__ import annotations
 
-import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from states.machine import Deps, run_turn
 from states.ports import Limits, TurnResult
 from tests.fakes import fake_openai as fo
 from tests.fakes.fake_openai import FakeOpenAI, Reply
+from tests.warehouse_fixture import copied_warehouse
 
 API_KEY = "sk-fault-corpus-0123456789abcdef"
 LIMITS = Limits(llm_timeout_s=0.3, llm_retries=2, query_timeout_s=5.0)
@@ -125,11 +125,7 @@ def _prefix(stage: str) -> list[Reply]:
 
 @pytest.fixture(scope="module")
 def warehouse(sample_db, tmp_path_factory) -> Iterator[DuckWarehouse]:
-    path = tmp_path_factory.mktemp("faults") / "fund.duckdb"
-    shutil.copyfile(sample_db, path)
-    wh = DuckWarehouse(str(path), LIMITS)
-    yield wh
-    wh.close()
+    yield from copied_warehouse(sample_db, tmp_path_factory, "faults", LIMITS)
 
 
 @pytest.fixture

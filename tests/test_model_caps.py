@@ -6,7 +6,6 @@ completion-token limit. The real core, the real openai client against FakeOpenAI
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import date
 
@@ -21,6 +20,7 @@ from states.machine import Deps, run_turn
 from states.ports import Limits
 from tests.fakes import fake_openai as fo
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.warehouse_fixture import copied_warehouse
 
 API_KEY = "sk-model-caps-test"
 LIMITS = Limits(query_timeout_s=5, debug_attempts=3)
@@ -29,11 +29,7 @@ SMALL = 100_000  # bytes a stored row or a request may take here; the attacks we
 
 @pytest.fixture(scope="module")
 def warehouse(sample_db, tmp_path_factory) -> Iterator[DuckWarehouse]:
-    path = tmp_path_factory.mktemp("caps") / "fund.duckdb"
-    shutil.copyfile(sample_db, path)
-    wh = DuckWarehouse(str(path), LIMITS)
-    yield wh
-    wh.close()
+    yield from copied_warehouse(sample_db, tmp_path_factory, "caps", LIMITS)
 
 
 @pytest.fixture

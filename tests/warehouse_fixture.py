@@ -73,3 +73,19 @@ def make_db(path: str | Path) -> str:
     finally:
         con.close()
     return path
+
+
+def copied_warehouse(sample_db: str, tmp_path_factory, name: str, limits):
+    """A DuckWarehouse on a copy of the sample file, closed after the test module (a generator
+    for a fixture to `yield from`): its own file and SQL workers, nothing shared."""
+    import shutil
+
+    from bot.warehouse import DuckWarehouse
+
+    path = tmp_path_factory.mktemp(name) / "fund.duckdb"
+    shutil.copyfile(sample_db, path)
+    wh = DuckWarehouse(str(path), limits)
+    try:
+        yield wh
+    finally:
+        wh.close()
