@@ -262,26 +262,26 @@ def _wide_format(pattern: str) -> bool:
 
 
 def _size_problems(statement: exp.Expr, sql: str) -> list[str]:
-    """Calls whose output size the SQL does not bound by small literals (see MAX_BUILT_CHARS)."""
+    """Calls whose output size the SQL does not bound by small literals (see MAX_BUILT_CHARS).
+
+    sqlglot parses repeat, lpad and rpad into Repeat and Pad nodes in every dialect we speak;
+    printf stays an Anonymous call."""
     problems: list[str] = []
     for node in statement.find_all(exp.Func):
         written, canonical = _function_names(node, sql)
         name = written or min(canonical)
-        args = node.expressions if isinstance(node, exp.Anonymous) else []
-        if isinstance(node, exp.Repeat) or name == "repeat":
-            text, count = (node.this, node.args.get("times")) if not args else (
-                args[0], args[1] if len(args) > 1 else None)
-            n = _int_literal(count)
-            if not isinstance(text, (exp.Literal, exp.Array)) or n is None or n > MAX_BUILT_CHARS:
+        if isinstance(node, exp.Repeat):
+            n = _int_literal(node.args.get("times"))
+            if not isinstance(node.this, (exp.Literal, exp.Array)) or n is None or \
+                    n > MAX_BUILT_CHARS:
                 problems.append(f"repeat() needs a literal text and a literal count of at most "
                                 f"{MAX_BUILT_CHARS}")
-        elif isinstance(node, exp.Pad) or name in ("lpad", "rpad"):
-            count = node.args.get("expression") if not args else (
-                args[1] if len(args) > 1 else None)
-            n = _int_literal(count)
+        elif isinstance(node, exp.Pad):
+            n = _int_literal(node.expression)
             if n is None or n > MAX_BUILT_CHARS:
                 problems.append(f"{name}() needs a literal length of at most {MAX_BUILT_CHARS}")
-        elif isinstance(node, exp.Format) or name in ("printf", "format"):
+        elif isinstance(node, exp.Format) or name == "printf":
+            args = node.expressions if isinstance(node, exp.Anonymous) else []
             pattern = node.this if not args else args[0]
             if not (isinstance(pattern, exp.Literal) and pattern.is_string) or \
                     _wide_format(pattern.name):
@@ -641,7 +641,7 @@ def _cap(query: exp.Query, cap: int) -> exp.Query:
         return query.limit(cap)
     if isinstance(limit, exp.Limit) and not limit.args.get("offset"):
         value = limit.expression
-        if isinstance(value, exp.Literal) and value.is_int and not limit.args.get("percent"):
+        if isinstance(value, exp.Literal) and value.is_int and not limit.args.get("limit_options"):
             return query if int(value.name) <= cap else query.limit(cap)
     return exp.select("*").from_(query.subquery(CAP_ALIAS)).limit(cap)
 
