@@ -604,7 +604,7 @@ def _spark_problems(node: exp.Expr) -> list[str]:
 
 def _concatenations(tree: exp.Expr) -> int:
     return sum(1 for _ in tree.find_all(exp.DPipe)) + sum(
-        max(0, len(c.expressions) - 1) for c in tree.find_all(exp.Concat, exp.ConcatWs))
+        max(0, len(c.expressions) - 1) for c in tree.find_all(exp.Concat))  # and ConcatWs
 
 
 def _column_equality(condition: exp.Expr | None) -> bool:

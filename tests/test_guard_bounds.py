@@ -83,3 +83,117 @@ def test_ordinary_string_work_passes(catalog):
         "SELECT string_agg(company_name, ', ') FROM companies",
     ]:
         check(sql, catalog, 100)
+
+
+# ------------------------------------------- exact figures: written against mutation survivors
+
+BUILT = ("{} can build a string of up to {} characters; the limit is 100,000: do not nest or "
+         "chain string builders (replace, ||, repeat) over built strings")
+NESTED = ("the SQL is nested too deeply ({} levels); the limit is 30 levels of parentheses, "
+          "subqueries, CASE and NOT: use CTEs (WITH) and flatter conditions")
+
+
+def outcome(sql: str, catalog) -> tuple[str, str]:
+    try:
+        return "ok", check(sql, catalog, 100)
+    except QueryError as e:
+        return e.kind, e.message
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("SELECT " + "(" * 31 + "1" + ")" * 31, NESTED.format(31)),
+    ("SELECT " + "NOT " * 31 + "true", NESTED.format(31)),
+    ("SELECT (" + "- " * 30 + "1)", NESTED.format(31)),
+    ("SELECT NOT NOT (" + "(" * 28 + "true" + ")" * 29, NESTED.format(31)),
+])
+def test_nesting_counts_brackets_and_unary_chains(catalog, sql, message):
+    assert outcome(sql, catalog) == ("refused", message)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT " + "(" * 30 + "1" + ")" * 30,
+    "SELECT " + "NOT " * 30 + "true",
+    "SELECT (" + "- " * 29 + "1)",
+    # a unary chain ends at its operand: the levels it opened close there
+    "SELECT " + " + ".join(["- - - - - 1"] * 10),
+    "SELECT NOT NOT true AND " + "(" * 28 + "true" + ")" * 28,
+    "SELECT (" + "NOT " * 20 + "true) AND (" + "NOT " * 20 + "true)",
+])
+def test_nesting_at_the_limit_passes(catalog, sql):
+    assert outcome(sql, catalog)[0] == "ok"
+
+
+def test_an_unbalanced_closer_is_the_parsers_error(catalog):
+    with pytest.raises(QueryError) as info:
+        check("SELECT 1) + (1", catalog, 100)
+    assert info.value.kind == "parse"
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    # CTE and subquery columns carry their bound, by alias, through UNION branches
+    ("WITH a AS ((SELECT repeat('x', 1000) AS s) UNION ALL (SELECT 'y' UNION ALL SELECT 'z')) "
+     "SELECT replace(s, 'x', s) FROM a", ("refused", BUILT.format("replace()", "1,000,000"))),
+    ("WITH a AS (SELECT 'x' AS s UNION ALL SELECT repeat('x', 1000) AS t) "
+     "SELECT replace(s, 'x', s) FROM a", ("refused", BUILT.format("replace()", "1,000,000"))),
+    ("WITH a AS (SELECT *, repeat('x', 1000) AS s FROM funds) SELECT replace(s, 'x', s) FROM a",
+     ("refused", BUILT.format("replace()", "1,000,000"))),
+    ("SELECT replace(s, 'x', s) FROM (SELECT repeat('x', 1000) AS s) t",
+     ("refused", BUILT.format("replace()", "1,000,000"))),
+    ("SELECT replace(t.s, 'x', t.s) FROM (SELECT repeat('x', 1000) AS s) t",
+     ("refused", BUILT.format("replace()", "1,000,000"))),
+    ("SELECT (SELECT 1), replace(t.s, 'x', t.s) FROM (SELECT repeat('x', 1000) AS s) t",
+     ("refused", BUILT.format("replace()", "1,000,000"))),
+    ("WITH a AS (SELECT repeat('x', 1000) AS s) SELECT replace(c.s, 'x', c.s) FROM a AS c",
+     ("refused", BUILT.format("replace()", "1,000,000"))),
+    ("SELECT replace(repeat('x', 1000), 'x', (SELECT repeat('x', 1000)))",
+     ("refused", BUILT.format("replace()", "1,000,000"))),
+    # a qualified column takes its own source's bound, an unaliased subquery defines nothing
+    ("WITH a AS (SELECT 'x' AS s), b AS (SELECT repeat('x', 1000) AS s) "
+     "SELECT replace(a.s, 'x', a.s) FROM a, b",
+     ("ok", "WITH a AS (SELECT 'x' AS s), b AS (SELECT REPEAT('x', 1000) AS s) "
+      "SELECT REPLACE(a.s, 'x', a.s) FROM a, b LIMIT 101")),
+    ("SELECT replace(fund_name, 'x', fund_name) FROM funds WHERE fund_name IN "
+     "(SELECT repeat('x', 1000) AS fund_name)",
+     ("ok", "SELECT REPLACE(fund_name, 'x', fund_name) FROM funds WHERE fund_name IN "
+      "(SELECT REPEAT('x', 1000) AS fund_name) LIMIT 101")),
+])
+def test_column_bounds_follow_their_definitions(catalog, sql, expected):
+    assert outcome(sql, catalog) == expected
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    # replace grows by ceil(len(replacement) / len(pattern)); a column pattern may be 1 char
+    ("SELECT replace(repeat('ab', 1000), 'abcdefg', repeat('y', 600))",
+     ("refused", BUILT.format("replace()", "172,000"))),
+    ("SELECT replace(repeat('x', 200), fund_name, repeat('y', 600)) FROM funds",
+     ("refused", BUILT.format("replace()", "120,000"))),
+    ("SELECT replace(repeat('" + "a" * 60 + "', 1000), 'a', '')",
+     ("ok", "SELECT REPLACE(REPEAT('" + "a" * 60 + "', 1000), 'a', '') LIMIT 101")),
+    # exactly at the limit passes; NULL adds nothing
+    ("SELECT replace(repeat('x', 1000), 'x', repeat('y', 100) || NULL)",
+     ("ok", "SELECT REPLACE(REPEAT('x', 1000), 'x', REPEAT('y', 100) || NULL) LIMIT 101")),
+    # a regexp can match at every position
+    ("SELECT regexp_replace(repeat('x', 1000), 'x', repeat('y', 1000), 'g')",
+     ("refused", BUILT.format("regexp_replace()", "1,001,000"))),
+    # a string aggregate: its arguments times AGGREGATE_ROWS
+    ("WITH a AS (SELECT repeat('x', 1000) AS s) SELECT string_agg(s, ',') || '!' FROM a",
+     ("refused", BUILT.format("||", "100,101"))),
+    # only the outermost builder over the limit is reported; problems outermost first
+    ("SELECT replace(replace(repeat('x', 1000), 'x', repeat('x', 1000)), 'x', 'yy')",
+     ("refused", BUILT.format("replace()", "2,000,000"))),
+    ("SELECT upper(upper(replace(repeat('x', 1000), 'x', repeat('y', 1000)))), "
+     "regexp_replace(repeat('x', 1000), 'x', repeat('y', 1000))",
+     ("refused", BUILT.format("regexp_replace()", "1,001,000") + "; "
+      + BUILT.format("replace()", "1,000,000"))),
+    ("SELECT lpad(fund_name, fund_id, ' ') || 'x' FROM funds",
+     ("refused", "lpad() needs a literal length of at most 1000; "
+      + BUILT.format("||", "unbounded"))),
+    # edit distances: len(a) * len(b) cells
+    ("SELECT damerau_levenshtein(repeat('ab', 1000), repeat('ba', 1000))",
+     ("refused", "damerau_levenshtein() of strings of up to 2,000 and 2,000 characters needs a "
+      "matrix over the limit of 1,000,000 cells; compare columns or short literals")),
+    ("SELECT levenshtein(repeat('a', 1000), repeat('b', 1000))",
+     ("ok", "SELECT LEVENSHTEIN(REPEAT('a', 1000), REPEAT('b', 1000)) LIMIT 101")),
+])
+def test_size_estimates(catalog, sql, expected):
+    assert outcome(sql, catalog) == expected
