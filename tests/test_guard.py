@@ -935,3 +935,65 @@ def test_spark_refusals(spark, sql, message):
 ])
 def test_spark_keyed_joins_and_few_concatenations_pass(spark, sql, runnable):
     assert outcome(sql, spark, dialect="spark") == ("ok", runnable)
+
+
+# ------------------------------------------------------------- the refusals' exact words
+
+ONLY_READ = ("only read-only queries (SELECT, WITH ... SELECT, UNION/INTERSECT/EXCEPT) are "
+             "allowed; this statement is ")
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("   ", ("refused", "the SQL is empty; write one SELECT query")),
+    ("-- only", ("refused", "the SQL holds no statement; write one SELECT query")),
+    ("select 1" + " " * 19993,
+     ("refused", "the SQL is 20,001 characters long; the limit is 20,000: write a shorter "
+      "query")),
+    ("select 1" + " " * 19992, ("ok", "SELECT 1 LIMIT 101")),
+    ("(select 1)", ("ok", "(SELECT 1) LIMIT 101")),
+    ("select (1", ("parse", "could not parse the SQL: Expecting ) at line 1, column 9 near '1'")),
+    ("select 'unterminated", ("parse", "could not read the SQL: Error tokenizing 'select "
+                                       "'unterminate'")),
+    ("load httpfs", ("refused", ONLY_READ + "LOAD")),
+    ("checkpoint", ("refused", ONLY_READ + "CHECKPOINT")),
+    ("drop table funds", ("refused", ONLY_READ + "DROP")),
+    ("select 1; drop table funds",
+     ("refused", "exactly one statement is allowed, found 2 (SELECT, DROP); send a single "
+      "SELECT without a second statement after ';'")),
+    ("with d as (delete from funds returning *) select * from d",
+     ("refused", "DELETE is not allowed inside a query; only reading is")),
+    ("select * into newt from funds",
+     ("refused", "SELECT ... INTO creates a table; write a plain SELECT; INTO is not allowed "
+      "inside a query; only reading is")),
+    ("with recursive r(n) as (select 1 union all select n + 1 from r) select * from r",
+     ("refused", "WITH RECURSIVE is not allowed: a recursive query can run without bound; the "
+      "fund tables hold no hierarchies, so use joins and window functions")),
+    ("select * from funds pivot (sum(committed_capital_usd) for strategy in ('Growth'))",
+     ("refused", "PIVOT/UNPIVOT is not allowed; use SUM(...) FILTER (WHERE ...) or CASE inside "
+      "aggregates to spread values over columns")),
+    ("select * from funds where fund_id = $1",
+     ("refused", "query parameters ($1, ?) are not supported; inline the values")),
+    ("select * from funds, unnest([1, 2, 3])",
+     ("refused", "table functions in FROM are not allowed; select from the catalogue tables")),
+    ("select x from funds, lateral (select fund_id as x)",
+     ("ok", "SELECT x FROM funds, LATERAL (SELECT fund_id AS x) LIMIT 101")),
+    # unknown names alone are the binder's; with a refusal they are listed first
+    ("select getenv('x'), a2 from fundz",
+     ("refused", f"unknown table fundz. Did you mean funds? Available tables: {TABLES}; "
+      f"function(s) not allowed: getenv{NOT_ALLOWED}")),
+    ("select a1, a2, a3, a4, a5, a6, a7 from funds",
+     ("binder", "; ".join(f"column a{i} does not exist; {FUNDS_HAS}" for i in range(1, 6))
+      + " (and 2 more)")),
+])
+def test_refusals_word_for_word(catalog, sql, expected):
+    assert outcome(sql, catalog) == expected
+
+
+def test_analyze_lists_written_calls_not_operators_or_table_functions(catalog):
+    assert analyze("select * from read_csv('x')", catalog).functions == set()
+    an = analyze("select fund_id ** 2, fund_id // 2, fund_name ~ 'x', not exists (select 1) "
+                 "from funds", catalog)
+    assert an.functions == set()
+    an = analyze("select count(*), date '2024-01-01', fund_id::varchar, [1][1], {'a': 1} "
+                 "from funds", catalog)
+    assert an.functions == {"count", "struct", "array", "cast"}
