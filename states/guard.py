@@ -528,7 +528,7 @@ def _structure_problems(statement: exp.Expr, dialect: str = DIALECT) -> list[str
     problems: list[str] = []
     for node in statement.walk():
         if isinstance(node, _FORBIDDEN_NODES):
-            what = _kind(node, dialect).replace("command:", "").upper()
+            what = node.key.upper()  # a node inside a query: never a Command or a Column
             problems.append(f"{what} is not allowed inside a query; only reading is")
         elif isinstance(node, exp.Select) and node.args.get("into"):
             problems.append("SELECT ... INTO creates a table; write a plain SELECT")

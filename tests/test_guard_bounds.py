@@ -192,6 +192,13 @@ def test_column_bounds_follow_their_definitions(catalog, sql, expected):
     ("SELECT damerau_levenshtein(repeat('ab', 1000), repeat('ba', 1000))",
      ("refused", "damerau_levenshtein() of strings of up to 2,000 and 2,000 characters needs a "
       "matrix over the limit of 1,000,000 cells; compare columns or short literals")),
+    ("SELECT levenshtein(repeat('ab', 1000), repeat('x', 600))",
+     ("refused", "levenshtein() of strings of up to 2,000 and 600 characters needs a matrix "
+      "over the limit of 1,000,000 cells; compare columns or short literals")),
+    # the first two arguments are the strings (a third is jaro_winkler's cutoff)
+    ("SELECT jaro_winkler_similarity(repeat('ab', 1000), repeat('ba', 1000), 0.5)",
+     ("refused", "jarowinkler_similarity() of strings of up to 2,000 and 2,000 characters needs "
+      "a matrix over the limit of 1,000,000 cells; compare columns or short literals")),
     ("SELECT levenshtein(repeat('a', 1000), repeat('b', 1000))",
      ("ok", "SELECT LEVENSHTEIN(REPEAT('a', 1000), REPEAT('b', 1000)) LIMIT 101")),
 ])
