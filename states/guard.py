@@ -237,8 +237,6 @@ def _functions(statement: exp.Expr, sql: str,
         name = written or min(canonical)
         used.add(name)
         ok = written in allowed if written else bool(canonical & allowed)
-        if not ok and written is None and _inside_allowed_call(node, sql, allowed):
-            ok = True  # a helper node the parser built for an allowed call, not user-written
         if not ok:
             refused.append(name)
     return used, refused
@@ -288,18 +286,6 @@ def _size_problems(statement: exp.Expr, sql: str) -> list[str]:
                 problems.append(f"{name}() needs a literal pattern with widths under "
                                 f"{MAX_BUILT_CHARS}")
     return problems
-
-
-def _inside_allowed_call(node: exp.Expr, sql: str,
-                         allowed: frozenset[str] = ALLOWED_FUNCTIONS) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if isinstance(parent, exp.Func):
-            written, _ = _function_names(parent, sql)
-            if written is not None:
-                return written in allowed
-        parent = parent.parent
-    return False
 
 
 # ------------------------------------------------------------ tables and columns

@@ -679,6 +679,11 @@ def test_statements_sqlglot_cannot_parse_are_refused_by_their_first_word(catalog
      ("refused", "function(s) not allowed: strip_accents" + NOT_ALLOWED)),
     ("select strip_accents(fund_name) from funds", "duckdb",
      ("ok", "SELECT STRIP_ACCENTS(fund_name) FROM funds LIMIT 101")),
+    # Spark calls sqlglot builds without the written name: matched by sqlglot's own names
+    ("select percentile(amount_usd, 0.5) from investments", "spark",
+     ("ok", "SELECT PERCENTILE(amount_usd, 0.5) FROM investments LIMIT 101")),
+    ("select position('a', fund_name), position('a' in fund_name) from funds", "spark",
+     ("ok", "SELECT LOCATE('a', fund_name), LOCATE('a', fund_name) FROM funds LIMIT 101")),
 ])
 def test_functions_are_checked_by_the_name_written_in_the_dialects_list(catalog, sql, dialect,
                                                                          expected):
