@@ -661,6 +661,9 @@ def test_statements_sqlglot_cannot_parse_are_refused_by_their_first_word(catalog
     assert outcome("select $$a;b$$; export database '/tmp/x'", catalog) == (
         "refused", "exactly one statement is allowed, found 2 (SELECT, EXPORT); send a single "
         "SELECT")
+    assert outcome("select `a;b`; export database '/tmp/x'", catalog, dialect="spark") == (
+        "refused", "exactly one statement is allowed, found 2 (SELECT, EXPORT); send a single "
+        "SELECT")
 
 
 # ---------------------------------------------------------------------- functions
@@ -824,6 +827,15 @@ def test_columns_resolve_when_the_optimizer_gives_up(catalog):
     assert an.columns == {("funds", "fund_id"), ("funds", "fund_name"), ("funds", "status"),
                           ("companies", "status")}
     assert an.unknown_columns == []
+    # CTE column lists and derived tables, on the same unqualified tree
+    cte = "with c(a, b) as (select fund_id, fund_name from funds) select"
+    assert outcome(f"{cte} c.a from c join companies using (nope)", catalog)[0] == "ok"
+    assert outcome(f"{cte} c.z from c join companies using (nope)", catalog) == (
+        "binder", "column c.z does not exist; c has: a, b, fund_id, fund_name")
+    derived = "from (select fund_id as x from funds) t join companies using (nope)"
+    assert outcome(f"select x {derived}", catalog)[0] == "ok"
+    assert outcome(f"select y {derived}", catalog) == (
+        "binder", f"column y does not exist; {COMPANIES_HAS}")
     an = analyze("select f.fund_name from funds f where exists (select 1 from companies c "
                  "join exits e using (nope) where vintage_year > 2000)", catalog)
     assert an.columns == {("funds", "fund_name"), ("funds", "vintage_year")}
@@ -855,6 +867,7 @@ def test_table_functions_are_listed_by_name(catalog):
                    catalog).table_functions == {"read_csv"}
     assert analyze("SELECT 1 FROM funds f JOIN range(3) r ON true",
                    catalog).table_functions == {"generate_series"}
+    assert analyze("SELECT 1 FROM a.b.`c-d`.e", catalog, "spark").table_functions == {"`c-d`.e"}
 
 
 # ---------------------------------------------------------------------- analyze()
@@ -870,6 +883,8 @@ def test_analyze_reads_every_statement_in_the_dialect(catalog):
     assert (an.kind, an.tables) == ("drop", {"funds"})
     an = analyze("strlen('x')", catalog)
     assert (an.kind, an.functions) == ("anonymous", {"strlen"})
+    # the written name, also for a call at the very start of the text
+    assert analyze("upper('x')", catalog).functions == {"upper"}
     # Spark: backticks, and names that are case-insensitive even when quoted
     an = analyze("SELECT `Fund_Name` FROM funds", catalog, "spark")
     assert an.columns == {("funds", "fund_name")}
