@@ -997,6 +997,13 @@ ONLY_READ = ("only read-only queries (SELECT, WITH ... SELECT, UNION/INTERSECT/E
      ("refused", "table functions in FROM are not allowed; select from the catalogue tables")),
     ("select x from funds, lateral (select fund_id as x)",
      ("ok", "SELECT x FROM funds, LATERAL (SELECT fund_id AS x) LIMIT 101")),
+    ("select * from funds cross join lateral generate_series(1, fund_id)",
+     ("refused", "table functions in FROM are not allowed; select from the catalogue tables")),
+    ("select * from funds, lateral unnest([1, 2])",
+     ("refused", "table functions in FROM are not allowed; select from the catalogue tables")),
+    ("select * from funds natural join investments",
+     ("refused", "NATURAL JOIN is not allowed (it joins on every column that happens to share "
+      "a name); join with ON or USING (key)")),
     # unknown names alone are the binder's; with a refusal they are listed first
     ("select getenv('x'), a2 from fundz",
      ("refused", f"unknown table fundz. Did you mean funds? Available tables: {TABLES}; "
