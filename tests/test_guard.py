@@ -862,6 +862,17 @@ def test_columns_of_unknown_tables_and_struct_fields(catalog):
     assert an.columns == {("funds", "status")} and an.unknown_columns == []
 
 
+def test_tables_are_still_listed_when_the_scope_walk_fails(catalog):
+    # a repeated alias makes sqlglot's scope walk raise: the plain table list remains, without
+    # CTE names (in any case) or table functions
+    sql = ("with w as (select 1 as x) select fund_name from FUNDS where fund_id in "
+           "(select x from W, Fundz f, fundz f, read_csv('y') r)")
+    an = analyze(sql, catalog)
+    assert (an.tables, an.unknown_tables) == ({"funds"}, {"fundz"})
+    assert outcome(sql.replace(", read_csv('y') r", ""), catalog) == (
+        "binder", f"unknown table fundz. Did you mean funds? Available tables: {TABLES}")
+
+
 def test_table_functions_are_listed_by_name(catalog):
     assert analyze("SELECT 1 FROM funds f JOIN read_csv('x') r ON true",
                    catalog).table_functions == {"read_csv"}
@@ -1008,6 +1019,8 @@ ONLY_READ = ("only read-only queries (SELECT, WITH ... SELECT, UNION/INTERSECT/E
     ("select getenv('x'), a2 from fundz",
      ("refused", f"unknown table fundz. Did you mean funds? Available tables: {TABLES}; "
       f"function(s) not allowed: getenv{NOT_ALLOWED}")),
+    ("select a1, a2, a3, a4, a5 from funds",
+     ("binder", "; ".join(f"column a{i} does not exist; {FUNDS_HAS}" for i in range(1, 6)))),
     ("select a1, a2, a3, a4, a5, a6, a7 from funds",
      ("binder", "; ".join(f"column a{i} does not exist; {FUNDS_HAS}" for i in range(1, 6))
       + " (and 2 more)")),
