@@ -204,3 +204,15 @@ def test_column_bounds_follow_their_definitions(catalog, sql, expected):
 ])
 def test_size_estimates(catalog, sql, expected):
     assert outcome(sql, catalog) == expected
+
+
+def test_table_reference_limit_edges(catalog):
+    refs = "SELECT count(*) FROM " + ", ".join(f"funds f{i}" for i in range(16))
+    assert outcome(refs, catalog)[0] == "ok"
+    assert outcome(refs + ", funds f16", catalog) == (
+        "refused", "the query references tables 17 times; the limit is 16: join fewer tables "
+        "or reuse a CTE")
+    assert outcome("SELECT * FROM funds NATURAL JOIN investments NATURAL JOIN companies",
+                   catalog) == (
+        "refused", "NATURAL JOIN is not allowed (it joins on every column that happens to share "
+        "a name); join with ON or USING (key)")
