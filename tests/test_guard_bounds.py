@@ -6,6 +6,9 @@ these pin the messages and the limits' edges on the guard alone.
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 import duckdb
 import pytest
 
@@ -216,3 +219,31 @@ def test_table_reference_limit_edges(catalog):
                    catalog) == (
         "refused", "NATURAL JOIN is not allowed (it joins on every column that happens to share "
         "a name); join with ON or USING (key)")
+
+
+@pytest.mark.parametrize("guard", ["check", "analyze"])
+def test_running_out_of_stack_is_the_nesting_refusal_never_a_traceback(catalog, guard):
+    """However little stack is left when the guard starts (from a few dozen frames up), a
+    RecursionError in the parser or the optimizer becomes the nesting refusal (kind, message
+    and SQL), never an exception; with enough stack the same SQL passes."""
+    sql = "SELECT " + "(" * 25 + "fund_id" + ")" * 25 + " FROM funds"
+    call = (lambda: check(sql, catalog, 100)) if guard == "check" else (
+        lambda: analyze(sql, catalog))
+    kind = "refused" if guard == "check" else "parse"
+    base, limit = len(inspect.stack()), sys.getrecursionlimit()
+    seen = set()
+    try:
+        for room in range(50, 1000, 10):  # below ~20 frames not even a refusal can be built
+            sys.setrecursionlimit(base + room)
+            try:
+                call()
+                seen.add("ok")
+            except QueryError as e:
+                assert (e.kind, e.message, e.sql) == (kind, bounds.nesting_message(), sql)
+                seen.add("refused")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert seen == {"ok", "refused"}
+    assert bounds.nesting_message() == (
+        "the SQL is nested too deeply; the limit is 30 levels of parentheses, subqueries, CASE "
+        "and NOT: use CTEs (WITH) and flatter conditions")
