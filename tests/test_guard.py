@@ -1019,6 +1019,8 @@ ONLY_READ = ("only read-only queries (SELECT, WITH ... SELECT, UNION/INTERSECT/E
     ("select getenv('x'), a2 from fundz",
      ("refused", f"unknown table fundz. Did you mean funds? Available tables: {TABLES}; "
       f"function(s) not allowed: getenv{NOT_ALLOWED}")),
+    ("select fund_id from funds where fund_id in (values (nope))",
+     ("binder", f"column nope does not exist; {FUNDS_HAS}")),
     ("select a1, a2, a3, a4, a5 from funds",
      ("binder", "; ".join(f"column a{i} does not exist; {FUNDS_HAS}" for i in range(1, 6)))),
     ("select a1, a2, a3, a4, a5, a6, a7 from funds",
