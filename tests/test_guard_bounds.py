@@ -138,6 +138,11 @@ def test_an_unbalanced_closer_is_the_parsers_error(catalog):
      "SELECT replace(s, 'x', s) FROM a", ("refused", BUILT.format("replace()", "1,000,000"))),
     ("WITH a AS (SELECT 'x' AS s UNION ALL SELECT repeat('x', 1000) AS t) "
      "SELECT replace(s, 'x', s) FROM a", ("refused", BUILT.format("replace()", "1,000,000"))),
+    # a branch wider than the first (DuckDB's error) still has its columns read, by alias
+    ("WITH a AS (SELECT 'x' AS s UNION ALL SELECT 'y', repeat('x', 1000) AS t) "
+     "SELECT replace(t, 'x', t) FROM a",
+     ("refused", "column t does not exist; no table is in scope; "
+      + BUILT.format("replace()", "1,000,000"))),
     ("WITH a AS (SELECT *, repeat('x', 1000) AS s FROM funds) SELECT replace(s, 'x', s) FROM a",
      ("refused", BUILT.format("replace()", "1,000,000"))),
     ("SELECT replace(s, 'x', s) FROM (SELECT repeat('x', 1000) AS s) t",
