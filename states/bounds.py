@@ -162,7 +162,8 @@ def _estimate(node: exp.Expr, est: dict[int, int], defs: dict, by_name: dict) ->
         return of(node.this) * (times if times is not None else _CAP)
     if isinstance(node, exp.Pad):
         width = _int(node.expression)
-        return max(of(node.this), width if width is not None else _CAP)
+        # exactly `width` characters: DuckDB and Spark cut a longer input to the width
+        return width if width is not None else _CAP
     if isinstance(node, exp.Replace):
         pattern = node.expression
         width = len(pattern.name) if isinstance(pattern, exp.Literal) and pattern.name else 1

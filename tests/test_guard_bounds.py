@@ -196,6 +196,13 @@ def test_column_bounds_follow_their_definitions(catalog, sql, expected):
     ("SELECT lpad(fund_name, fund_id, ' ') || 'x' FROM funds",
      ("refused", "lpad() needs a literal length of at most 1000; "
       + BUILT.format("||", "unbounded"))),
+    # a pad yields exactly its width (a longer input is cut): the builder inside is the one
+    # over the limit, and a padded input bounds what is built from it
+    ("SELECT lpad(replace(repeat('x', 1000), 'x', repeat('y', 1000)), 5, ' ')",
+     ("refused", BUILT.format("replace()", "1,000,000"))),
+    ("SELECT replace(repeat('x', 1000), 'x', rpad(repeat('y', 1000), 100, ' '))",
+     ("ok", "SELECT REPLACE(REPEAT('x', 1000), 'x', RPAD(REPEAT('y', 1000), 100, ' ')) "
+      "LIMIT 101")),
     # edit distances: len(a) * len(b) cells
     ("SELECT damerau_levenshtein(repeat('ab', 1000), repeat('ba', 1000))",
      ("refused", "damerau_levenshtein() of strings of up to 2,000 and 2,000 characters needs a "
