@@ -329,11 +329,7 @@ def _outputs(scope: Scope) -> set[str] | None:
                                             for s in expr.expressions):
         return None
     names = {n.lower() for n in expr.named_selects}
-    names |= {c.lower() for c in scope.outer_columns}
-    if isinstance(expr.parent, (exp.Subquery, exp.CTE)):
-        alias = expr.parent.args.get("alias")
-        if isinstance(alias, exp.TableAlias):
-            names |= {c.name.lower() for c in alias.columns}
+    names |= {c.lower() for c in scope.outer_columns}  # t(a, b), WITH c(a, b)
     return names or None
 
 

@@ -828,6 +828,9 @@ def test_columns_resolve_when_the_optimizer_gives_up(catalog):
                           ("companies", "status")}
     assert an.unknown_columns == []
     # CTE column lists and derived tables, on the same unqualified tree
+    assert outcome("select t.z from (select fund_id, fund_name from funds) t(a, b) join "
+                   "companies using (nope)", catalog) == (
+        "binder", "column t.z does not exist; t has: a, b, fund_id, fund_name")
     cte = "with c(a, b) as (select fund_id, fund_name from funds) select"
     assert outcome(f"{cte} c.a from c join companies using (nope)", catalog)[0] == "ok"
     assert outcome(f"{cte} c.z from c join companies using (nope)", catalog) == (
@@ -854,7 +857,7 @@ def test_an_ambiguous_column_goes_to_every_table_that_has_it(catalog):
 
 
 def test_columns_of_unknown_tables_and_struct_fields(catalog):
-    an = analyze("select f.fund_name, z.x from funds f join fundz z on true", catalog)
+    an = analyze("select z.x, f.fund_name from funds f join fundz z on true", catalog)
     assert (an.tables, an.unknown_tables) == ({"funds"}, {"fundz"})
     assert an.columns == {("funds", "fund_name")} and an.unknown_columns == []
     # status.x reads a field of the column status (DuckDB decides whether it has one)

@@ -189,6 +189,8 @@ def test_column_bounds_follow_their_definitions(catalog, sql, expected):
     # only the outermost builder over the limit is reported; problems outermost first
     ("SELECT replace(replace(repeat('x', 1000), 'x', repeat('x', 1000)), 'x', 'yy')",
      ("refused", BUILT.format("replace()", "2,000,000"))),
+    ("SELECT replace(upper(replace(repeat('x', 1000), 'x', repeat('x', 1000))), 'x', 'yy')",
+     ("refused", BUILT.format("replace()", "2,000,000"))),
     ("SELECT upper(upper(replace(repeat('x', 1000), 'x', repeat('y', 1000)))), "
      "regexp_replace(repeat('x', 1000), 'x', repeat('y', 1000))",
      ("refused", BUILT.format("regexp_replace()", "1,001,000") + "; "
