@@ -776,6 +776,7 @@ def test_a_percent_limit_keeps_its_meaning_under_the_cap(con, catalog):
     ("select * from main.funds", "spark",
      ("refused", "main.funds: only the tables of the warehouse schema are available; drop the "
       "qualifier")),
+    ("select * from a.b.`c-d`.e", "spark", ("refused", TABLE_FUNCTION.format("`c-d`.e"))),
     ("select * from parquet.`/etc/passwd`", "spark",
      ("refused", "parquet.`/etc/passwd`: only the tables of the warehouse schema are "
       "available; drop the qualifier")),
@@ -862,6 +863,9 @@ def test_columns_of_unknown_tables_and_struct_fields(catalog):
     assert an.columns == {("funds", "fund_name")} and an.unknown_columns == []
     # status.x reads a field of the column status (DuckDB decides whether it has one)
     an = analyze("select status.x from funds", catalog)
+    assert an.columns == {("funds", "status")} and an.unknown_columns == []
+    # also when the optimizer gave up and the guard reads the unqualified tree
+    an = analyze("select status.x from funds join companies using (nope)", catalog)
     assert an.columns == {("funds", "status")} and an.unknown_columns == []
 
 

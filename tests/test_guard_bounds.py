@@ -180,6 +180,13 @@ def test_column_bounds_follow_their_definitions(catalog, sql, expected):
     # exactly at the limit passes; NULL adds nothing
     ("SELECT replace(repeat('x', 1000), 'x', repeat('y', 100) || NULL)",
      ("ok", "SELECT REPLACE(REPEAT('x', 1000), 'x', REPEAT('y', 100) || NULL) LIMIT 101")),
+    # printf builds its arguments into its pattern; another call yields at most its longest
+    # argument
+    ("WITH a AS (SELECT repeat('x', 1000) AS s) SELECT replace(printf('%s%s', s, s), 'x', s) "
+     "FROM a", ("refused", BUILT.format("replace()", "2,004,000"))),
+    ("SELECT replace(repeat('x', 1000), 'x', suffix(repeat('y', 60), repeat('z', 60))::varchar)",
+     ("ok", "SELECT REPLACE(REPEAT('x', 1000), 'x', CAST(SUFFIX(REPEAT('y', 60), REPEAT('z', "
+      "60)) AS TEXT)) LIMIT 101")),
     # a regexp can match at every position
     ("SELECT regexp_replace(repeat('x', 1000), 'x', repeat('y', 1000), 'g')",
      ("refused", BUILT.format("regexp_replace()", "1,001,000"))),
