@@ -368,12 +368,12 @@ def _resolve(root: exp.Expr, catalog: Catalog, an: Analysis, dialect: str = DIAL
                 continue
             name, alias = col.name.lower(), col.table.lower()
             if alias:
-                _resolve_qualified(scope, col, name, alias, catalog, an)
+                _resolve_qualified(scope, name, alias, catalog, an)
             else:
                 _resolve_unqualified(scope, col, name, catalog, an)
 
 
-def _resolve_qualified(scope: Scope, col: exp.Column, name: str, alias: str,
+def _resolve_qualified(scope: Scope, name: str, alias: str,
                        catalog: Catalog, an: Analysis) -> None:
     src = _lookup(scope, alias)
     if isinstance(src, exp.Table):

@@ -880,12 +880,26 @@ def test_tables_are_still_listed_when_the_scope_walk_fails(catalog):
         "binder", f"unknown table fundz. Did you mean funds? Available tables: {TABLES}")
 
 
+def test_stars_the_optimizer_left_expand_to_their_tables_columns(catalog):
+    funds = {("funds", c) for c in catalog.tables["funds"].columns}
+    investments = {("investments", c) for c in catalog.tables["investments"].columns}
+    an = analyze("select f.*, i.*, c.company_name from funds f join investments i using (nope) "
+                 "join companies c on true", catalog)
+    assert an.columns == funds | investments | {("companies", "company_name")}
+    an = analyze("select f.*, c.company_name from funds f join companies c using (nope)",
+                 catalog)
+    assert an.columns == funds | {("companies", "company_name")}
+
+
 def test_table_functions_are_listed_by_name(catalog):
     assert analyze("SELECT 1 FROM funds f JOIN read_csv('x') r ON true",
                    catalog).table_functions == {"read_csv"}
     assert analyze("SELECT 1 FROM funds f JOIN range(3) r ON true",
                    catalog).table_functions == {"generate_series"}
     assert analyze("SELECT 1 FROM a.b.`c-d`.e", catalog, "spark").table_functions == {"`c-d`.e"}
+    assert analyze("SELECT 1 FROM funds f JOIN sniff_csv('x') r ON true",
+                   catalog).table_functions == {"sniff_csv"}
+    assert analyze("select 1 from (select 1) t, funds", catalog).tables == {"funds"}
 
 
 # ---------------------------------------------------------------------- analyze()
@@ -1026,6 +1040,9 @@ ONLY_READ = ("only read-only queries (SELECT, WITH ... SELECT, UNION/INTERSECT/E
     ("select getenv('x'), a2 from fundz",
      ("refused", f"unknown table fundz. Did you mean funds? Available tables: {TABLES}; "
       f"function(s) not allowed: getenv{NOT_ALLOWED}")),
+    # a call sqlglot keeps no written name for is checked by its own name
+    ("select cast(fund_id, 'varchar') from funds",
+     ("refused", f"function(s) not allowed: cast_to_str_type{NOT_ALLOWED}")),
     ("select fund_id from funds where fund_id in (values (nope))",
      ("binder", f"column nope does not exist; {FUNDS_HAS}")),
     ("select a1, a2, a3, a4, a5 from funds",
@@ -1040,6 +1057,10 @@ def test_refusals_word_for_word(catalog, sql, expected):
 
 def test_analyze_lists_written_calls_not_operators_or_table_functions(catalog):
     assert analyze("select * from read_csv('x')", catalog).functions == set()
+    assert analyze("select 1 from read_csv('x') r where upper(r.a) = 'A'",
+                   catalog).functions == {"upper"}
+    assert analyze("select fund_id ** 2, upper(fund_name) from funds", catalog).functions == {
+        "upper"}
     an = analyze("select fund_id ** 2, fund_id // 2, fund_name ~ 'x', not exists (select 1) "
                  "from funds", catalog)
     assert an.functions == set()
