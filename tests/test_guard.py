@@ -897,8 +897,9 @@ def test_table_functions_are_listed_by_name(catalog):
     assert analyze("SELECT 1 FROM funds f JOIN range(3) r ON true",
                    catalog).table_functions == {"generate_series"}
     assert analyze("SELECT 1 FROM a.b.`c-d`.e", catalog, "spark").table_functions == {"`c-d`.e"}
-    assert analyze("SELECT 1 FROM funds f JOIN sniff_csv('x') r ON true",
-                   catalog).table_functions == {"sniff_csv"}
+    an = analyze("select 1 from funds f join sniff_csv('x') r on true join companies c on true",
+                 catalog)
+    assert (an.table_functions, an.tables) == ({"sniff_csv"}, {"funds", "companies"})
     assert analyze("select 1 from (select 1) t, funds", catalog).tables == {"funds"}
 
 
