@@ -162,7 +162,8 @@ def _estimate(node: exp.Expr, est: dict[int, int], defs: dict, by_name: dict) ->
         return of(node.this) * (times if times is not None else _CAP)
     if isinstance(node, exp.Pad):
         width = _int(node.expression)
-        return max(of(node.this), width if width is not None else _CAP)
+        # exactly `width` characters: DuckDB and Spark cut a longer input to the width
+        return width if width is not None else _CAP
     if isinstance(node, exp.Replace):
         pattern = node.expression
         width = len(pattern.name) if isinstance(pattern, exp.Literal) and pattern.name else 1
@@ -173,13 +174,8 @@ def _estimate(node: exp.Expr, est: dict[int, int], defs: dict, by_name: dict) ->
         return of(node.this) * (of(node.args.get("replacement")) + 1)
     if isinstance(node, _STRING_AGGREGATES):
         return sum(of(c) for c in node.iter_expressions()) * AGGREGATE_ROWS
-    if isinstance(node, exp.Anonymous) and _name(node) == "repeat":
-        args = node.expressions
-        times = _int(args[1]) if len(args) > 1 else None
-        return of(args[0] if args else None) * (times if times is not None else _CAP)
-    if isinstance(node, (exp.DPipe, exp.Concat, exp.ConcatWs, exp.Format)) or (
-            isinstance(node, exp.Anonymous) and _name(node) in ("concat", "concat_ws",
-                                                                 "printf", "format")):
+    if isinstance(node, (exp.DPipe, exp.Concat, exp.Format)) or (
+            isinstance(node, exp.Anonymous) and _name(node) == "printf"):
         return sum(of(c) for c in node.iter_expressions())
     if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Query):
         selects = node.this.selects
@@ -188,13 +184,12 @@ def _estimate(node: exp.Expr, est: dict[int, int], defs: dict, by_name: dict) ->
 
 
 def _builders(node: exp.Expr) -> str | None:
-    """The written name of a string builder, or None."""
+    """The name of a string builder, or None. sqlglot parses repeat, the pads, concat and
+    concat_ws (a Concat) into their own nodes in every dialect we speak; only printf stays an
+    Anonymous call."""
     if isinstance(node, exp.DPipe):
         return "||"
-    if isinstance(node, (exp.Repeat, exp.Pad, exp.Replace, exp.RegexpReplace, exp.Concat,
-                         exp.ConcatWs)):
-        return _name(node) + "()"
-    if isinstance(node, exp.Anonymous) and _name(node) in ("repeat", "concat", "concat_ws"):
+    if isinstance(node, (exp.Repeat, exp.Pad, exp.Replace, exp.RegexpReplace, exp.Concat)):
         return _name(node) + "()"
     return None
 

@@ -67,6 +67,7 @@ SPARK_FUNCTIONS: frozenset[str] = frozenset(
         # sqlglot's own names for some of the above, matched when it keeps no written name
         "approx_quantile", "group_concat", "argmax", "argmin", "arg_max", "arg_min",
         "time_str_to_time", "ts_or_ds_to_date", "str_to_time", "time_to_str",
+        "quantile", "str_position",  # percentile(), position(): built without a position
     }
 )
 

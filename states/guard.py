@@ -237,8 +237,6 @@ def _functions(statement: exp.Expr, sql: str,
         name = written or min(canonical)
         used.add(name)
         ok = written in allowed if written else bool(canonical & allowed)
-        if not ok and written is None and _inside_allowed_call(node, sql, allowed):
-            ok = True  # a helper node the parser built for an allowed call, not user-written
         if not ok:
             refused.append(name)
     return used, refused
@@ -262,44 +260,32 @@ def _wide_format(pattern: str) -> bool:
 
 
 def _size_problems(statement: exp.Expr, sql: str) -> list[str]:
-    """Calls whose output size the SQL does not bound by small literals (see MAX_BUILT_CHARS)."""
+    """Calls whose output size the SQL does not bound by small literals (see MAX_BUILT_CHARS).
+
+    sqlglot parses repeat, lpad and rpad into Repeat and Pad nodes in every dialect we speak;
+    printf stays an Anonymous call."""
     problems: list[str] = []
     for node in statement.find_all(exp.Func):
         written, canonical = _function_names(node, sql)
         name = written or min(canonical)
-        args = node.expressions if isinstance(node, exp.Anonymous) else []
-        if isinstance(node, exp.Repeat) or name == "repeat":
-            text, count = (node.this, node.args.get("times")) if not args else (
-                args[0], args[1] if len(args) > 1 else None)
-            n = _int_literal(count)
-            if not isinstance(text, (exp.Literal, exp.Array)) or n is None or n > MAX_BUILT_CHARS:
+        if isinstance(node, exp.Repeat):
+            n = _int_literal(node.args.get("times"))
+            if not isinstance(node.this, (exp.Literal, exp.Array)) or n is None or \
+                    n > MAX_BUILT_CHARS:
                 problems.append(f"repeat() needs a literal text and a literal count of at most "
                                 f"{MAX_BUILT_CHARS}")
-        elif isinstance(node, exp.Pad) or name in ("lpad", "rpad"):
-            count = node.args.get("expression") if not args else (
-                args[1] if len(args) > 1 else None)
-            n = _int_literal(count)
+        elif isinstance(node, exp.Pad):
+            n = _int_literal(node.expression)
             if n is None or n > MAX_BUILT_CHARS:
                 problems.append(f"{name}() needs a literal length of at most {MAX_BUILT_CHARS}")
-        elif isinstance(node, exp.Format) or name in ("printf", "format"):
+        elif isinstance(node, exp.Format) or name == "printf":
+            args = node.expressions if isinstance(node, exp.Anonymous) else []
             pattern = node.this if not args else args[0]
             if not (isinstance(pattern, exp.Literal) and pattern.is_string) or \
                     _wide_format(pattern.name):
                 problems.append(f"{name}() needs a literal pattern with widths under "
                                 f"{MAX_BUILT_CHARS}")
     return problems
-
-
-def _inside_allowed_call(node: exp.Expr, sql: str,
-                         allowed: frozenset[str] = ALLOWED_FUNCTIONS) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if isinstance(parent, exp.Func):
-            written, _ = _function_names(parent, sql)
-            if written is not None:
-                return written in allowed
-        parent = parent.parent
-    return False
 
 
 # ------------------------------------------------------------ tables and columns
@@ -343,11 +329,7 @@ def _outputs(scope: Scope) -> set[str] | None:
                                             for s in expr.expressions):
         return None
     names = {n.lower() for n in expr.named_selects}
-    names |= {c.lower() for c in scope.outer_columns}
-    if isinstance(expr.parent, (exp.Subquery, exp.CTE)):
-        alias = expr.parent.args.get("alias")
-        if isinstance(alias, exp.TableAlias):
-            names |= {c.name.lower() for c in alias.columns}
+    names |= {c.lower() for c in scope.outer_columns}  # t(a, b), WITH c(a, b)
     return names or None
 
 
@@ -386,12 +368,12 @@ def _resolve(root: exp.Expr, catalog: Catalog, an: Analysis, dialect: str = DIAL
                 continue
             name, alias = col.name.lower(), col.table.lower()
             if alias:
-                _resolve_qualified(scope, col, name, alias, catalog, an)
+                _resolve_qualified(scope, name, alias, catalog, an)
             else:
                 _resolve_unqualified(scope, col, name, catalog, an)
 
 
-def _resolve_qualified(scope: Scope, col: exp.Column, name: str, alias: str,
+def _resolve_qualified(scope: Scope, name: str, alias: str,
                        catalog: Catalog, an: Analysis) -> None:
     src = _lookup(scope, alias)
     if isinstance(src, exp.Table):
@@ -528,7 +510,7 @@ def _structure_problems(statement: exp.Expr, dialect: str = DIALECT) -> list[str
     problems: list[str] = []
     for node in statement.walk():
         if isinstance(node, _FORBIDDEN_NODES):
-            what = _kind(node, dialect).replace("command:", "").upper()
+            what = node.key.upper()  # a node inside a query: never a Command or a Column
             problems.append(f"{what} is not allowed inside a query; only reading is")
         elif isinstance(node, exp.Select) and node.args.get("into"):
             problems.append("SELECT ... INTO creates a table; write a plain SELECT")
@@ -604,7 +586,7 @@ def _spark_problems(node: exp.Expr) -> list[str]:
 
 def _concatenations(tree: exp.Expr) -> int:
     return sum(1 for _ in tree.find_all(exp.DPipe)) + sum(
-        max(0, len(c.expressions) - 1) for c in tree.find_all(exp.Concat, exp.ConcatWs))
+        max(0, len(c.expressions) - 1) for c in tree.find_all(exp.Concat))  # and ConcatWs
 
 
 def _column_equality(condition: exp.Expr | None) -> bool:
@@ -641,7 +623,7 @@ def _cap(query: exp.Query, cap: int) -> exp.Query:
         return query.limit(cap)
     if isinstance(limit, exp.Limit) and not limit.args.get("offset"):
         value = limit.expression
-        if isinstance(value, exp.Literal) and value.is_int and not limit.args.get("percent"):
+        if isinstance(value, exp.Literal) and value.is_int and not limit.args.get("limit_options"):
             return query if int(value.name) <= cap else query.limit(cap)
     return exp.select("*").from_(query.subquery(CAP_ALIAS)).limit(cap)
 
