@@ -96,23 +96,35 @@ def test_workers_inherit_no_secrets(sample_db, tmp_path, monkeypatch):
 def test_fundbot_worker_env_passes_named_variables_but_never_secrets(monkeypatch):
     from bot.sqlpool import worker_environment
 
+    # (not MUTANT_UNDER_TEST itself: mutation testing sets it, and a test must not change it)
     monkeypatch.setenv("COVERAGE_PROCESS_START", "/tmp/cov.ini")
-    monkeypatch.setenv("MUTANT_UNDER_TEST", "bot.sqlworker.x_run__mutmut_1")
+    monkeypatch.setenv("PROBE_FOR_WORKERS", "probe")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     monkeypatch.setenv("FUNDBOT_STATE", "postgresql://u:pw@h/db")
     monkeypatch.setenv("MY_DB_PASSWORD", "pw")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp")
     monkeypatch.setenv("UNNAMED", "not asked for")
     monkeypatch.delenv("FUNDBOT_WORKER_ENV", raising=False)
-    assert "MUTANT_UNDER_TEST" not in worker_environment()  # only what is named passes
-    monkeypatch.setenv("FUNDBOT_WORKER_ENV", " COVERAGE_PROCESS_START, MUTANT_UNDER_TEST,,"
+    assert "PROBE_FOR_WORKERS" not in worker_environment()  # only what is named passes
+    monkeypatch.setenv("FUNDBOT_WORKER_ENV", " COVERAGE_PROCESS_START, PROBE_FOR_WORKERS,,"
                        "OPENAI_API_KEY,FUNDBOT_STATE,MY_DB_PASSWORD,github_token")
     env = worker_environment()
-    assert env["COVERAGE_PROCESS_START"] == "/tmp/cov.ini"
-    assert env["MUTANT_UNDER_TEST"] == "bot.sqlworker.x_run__mutmut_1"
+    assert env["COVERAGE_PROCESS_START"] == "/tmp/cov.ini" and env["PROBE_FOR_WORKERS"] == "probe"
     assert not {"OPENAI_API_KEY", "FUNDBOT_STATE", "MY_DB_PASSWORD", "GITHUB_TOKEN",
                 "UNNAMED", "FUNDBOT_WORKER_ENV"} & set(env)
     assert env["PATH"] == os.environ["PATH"]
+    monkeypatch.setenv("FUNDBOT_WORKER_ENV", "PROBE_FOR_WORKERS")  # one name, no comma
+    assert worker_environment()["PROBE_FOR_WORKERS"] == "probe"
+
+
+def test_a_worker_holds_only_its_socket_and_writes_nowhere_we_read(wh):
+    wh.execute("SELECT count(*) FROM funds")
+    (pid,) = wh.pool.pids()
+    fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert [fds[0], fds[1], fds[2]] == ["/dev/null"] * 3  # no terminal, no log of ours
+    sockets = [t for t in fds.values() if t.startswith("socket:")]
+    assert len(sockets) == 1  # its end of the pair; none of the bot's descriptors leaked in
+    assert not [t for t in fds.values() if t.startswith("pipe:")]
 
 
 def test_how_a_worker_died_is_told_to_the_user(wh, caplog):
