@@ -307,8 +307,10 @@ def test_open_warehouse_takes_the_docs_it_is_given(sample_db, tmp_path):
     question = "What did Adam Levin invest in Databricks?"
     with open_warehouse(str(path), Limits(sql_workers=1), docs={}) as own:
         assert own.resolve(question) == ([], [])  # only what the file says: no dictionaries
+        assert own.catalog.rules == [] and own.catalog.audience == ""
     with open_warehouse(str(path), Limits(sql_workers=1)) as sample:  # the bundled catalogue
         entities, _ = sample.resolve(question)
+        assert sample.catalog.rules and "general partners" in sample.catalog.audience
         assert {e.value for e in entities} >= {"Adam Levin", "Databricks, Inc."}
 
 
