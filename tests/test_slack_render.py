@@ -334,6 +334,9 @@ def test_failure_exactly(kind, trace_id, feedback):
         blocks.append(_feedback(trace_id))
     assert msg == {"text": "The warehouse is busy.", "blocks": blocks}
     assert render.failure("")["text"] == render.failure(None)["text"] == render.INTERNAL
+    # no trace: no reference, no feedback buttons
+    assert render.failure("x") == {"text": "x", "blocks": [{"type": "markdown",
+                                                            "text": "⚠️ x"}]}
 
 
 def test_task_names_each_step():
@@ -437,7 +440,7 @@ def test_csv_neutralises_formulas_and_keeps_numbers():
     assert text == ("'=h,b,c,d,e,f,g,h,i,j,k,l\r\n"
                     "'=1+1,'+x,'-x,'@x,'\tx,\"'\rx\",'  =x,x=1,-5,2.5,,\r\n")
     assert render.csv_cell(-5) == -5 and render.csv_cell("-5") == "'-5"
-    assert render.csv_cell(" ok") == " ok"
+    assert render.csv_cell(" ok") == " ok" and render.csv_cell("X=1") == "X=1"
 
 
 def test_clarification_exactly():
@@ -681,6 +684,8 @@ def test_examples_follow_the_warehouse_tables():
     assert render.examples(["a", "b", "c"], limit=2) == [
         "What is in a, in a few numbers?", "What is in b, in a few numbers?"]
     assert render.examples(["exits"]) == ["Which exits returned the most?"]
+    assert render.examples(list("abcdef")) == [  # four by default
+        f"What is in {t}, in a few numbers?" for t in "abcd"]
     assert render.examples([]) == []
 
 
@@ -705,5 +710,8 @@ def test_home_view_exactly():
              + "\n• " + "q" * 150)]}
     bare = render.home_view({}, "", [])
     assert bare["blocks"][2] == _ctx("Data date unknown") and len(bare["blocks"]) == 6
+    long_link = render.home_view({}, "", [("p" * 200, "https://f/1")])["blocks"][-1]
+    assert long_link == _sec("*Your recent questions*\n• "
+                             + safety.link("https://f/1", "p" * 150))
     short = render.home_view({"t": "d" * 150}, "", [])
     assert short["blocks"][4] == _sec("*What I know about*\n• *t*: " + "d" * 150)

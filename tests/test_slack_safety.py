@@ -560,6 +560,8 @@ def test_seal_walks_views_and_blocks_sent_as_json_strings():
             "blocks": _hostile_blocks()}
     assert safety.seal("views.publish", {"user_id": "U1", "view": view}) == {
         "user_id": "U1", "view": {**view, "blocks": _sealed_blocks()}}
+    view_json = safety.seal("views.publish", {"user_id": "U1", "view": json.dumps(view)})
+    assert json.loads(view_json["view"]) == {**view, "blocks": _sealed_blocks()}
     as_json = safety.seal("chat.update", {"blocks": json.dumps(_hostile_blocks())})
     assert json.loads(as_json["blocks"]) == _sealed_blocks()
     # a string that is not JSON is still defanged, not sent raw
@@ -588,7 +590,7 @@ def slack_api():
 
 
 def test_the_sealed_client_seals_json_form_and_query_arguments(slack_api: FakeSlack):
-    from slack_sdk.errors import SlackApiError
+    from slack_sdk.errors import SlackApiError, SlackRequestError
 
     client = safety.SealedClient(token="xoxb-test-token", base_url=slack_api.api_url)
     before = len(slack_api.calls)
@@ -613,6 +615,9 @@ def test_the_sealed_client_seals_json_form_and_query_arguments(slack_api: FakeSl
     assert [c.token for c in calls] == ["xoxb-test-token"] * 3 + ["xoxb-other",
                                                                   "xoxb-test-token"]
     assert calls[4].args == {"text": "<!channel>"}  # not a message method: left as it is
+    # the verb is passed on too: Slack's client refuses a JSON body sent with GET
+    with pytest.raises(SlackRequestError):
+        client.api_call("chat.postMessage", http_verb="GET", json={"channel": "C1"})
 
 
 def test_the_sealed_client_passes_auth_through(slack_api: FakeSlack):
