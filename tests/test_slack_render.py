@@ -600,6 +600,8 @@ def test_review_request_exactly():
                    _ctx("Swappable names (the same question about another one is answered "
                         "with this SQL): company Acme, fund Fund II"),
                    _review_buttons(42)]}
+    long_sql = render.review_request(_query(sql="S" * 5000))["blocks"][1]
+    assert long_sql == _sec("*SQL*\n```" + "S" * 2979 + "…```")  # cut inside its fence
     plain = render.review_request(_query(id=3, slots=[]))
     assert plain["text"] == "Proposed verified query #3: How much did we put into Acme?"
     assert [b["type"] for b in plain["blocks"]] == ["section", "section", "actions"]

@@ -697,6 +697,10 @@ def test_is_external(home, team, shared, outside):
     assert is_external(home, team, shared) is outside
 
 
+def test_a_channel_is_not_shared_unless_the_event_says_so():
+    assert is_external({"T1"}, None) is False
+
+
 @pytest.mark.parametrize(("channel", "kind", "dm"), [
     ("D123", None, True), ("C123", "im", True), ("C123", "channel", False),
     ("CD12", None, False), ("G123", "mpim", False), ("d123", None, False)])
