@@ -361,6 +361,10 @@ def test_for_stream_splits_the_markdown_from_the_rest():
     assert render.for_stream({"blocks": []}) == ("", [], [])
 
 
+def test_an_unnamed_column_gets_a_dash_header():
+    assert render.table_block([""], [(1,)])["rows"][0] == [{"type": "raw_text", "text": "–"}]
+
+
 def test_table_block_none_without_columns_or_rows():
     assert render.table_block([], [(1,)]) is None
     assert render.table_block(["a"], []) is None

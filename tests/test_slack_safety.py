@@ -465,6 +465,7 @@ def test_own_sequences_stay_live_and_forged_markers_do_not():
     forged = "\ue000<@U0CEO>\ue001 \ue000" + "0" * 16 + "<!channel>\ue001"
     assert safety.escape_mrkdwn(forged) == "&lt;@U0CEO&gt; " + "0" * 16 + "&lt;!channel&gt;"
     assert safety.defang("a\ue001b") == "ab"
+    assert safety.escape_mrkdwn("a\ue000b" + ours) == "ab<@U0ALICE>"  # before our own too
     two = f"{safety.mention('U1')}<{safety.mention('U2')}>"
     assert safety.escape_mrkdwn(two) == "<@U1>&lt;<@U2>&gt;"
     assert safety.own("<x>") != "<x>" and safety.escape_mrkdwn(safety.own("<x>")) == "<x>"
