@@ -14,9 +14,11 @@ import re
 import threading
 
 import duckdb
+import pytest
 
-from bot.slack import render
-from tests.fakes.fake_slack import BOT_USER_ID, TEAM_ID
+from bot.slack import render, safety
+from bot.slack.access import Access, from_bot, is_dm, is_external
+from tests.fakes.fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack
 from tests.test_slack_app import (  # noqa: F401 -- fixtures, used by name
     ALICE,
     BOB,
@@ -424,3 +426,284 @@ def test_views_open_is_not_queued_behind_busy_slack_calls(bot: Bot):
         release.set()
         for future in blocked:
             future.result(timeout=10)
+
+
+# ------------------------------------------- the seal and access rules, function by function
+# Direct and exact: each rule of `seal` and `Access`, with no app in the way.
+
+Z = safety.ZWSP
+
+
+def test_escape_mrkdwn_is_slacks_three_escapes():
+    assert safety.escape_mrkdwn("<!channel> & <@U1> a>b") == (
+        "&lt;!channel&gt; &amp; &lt;@U1&gt; a&gt;b")
+    assert safety.escape_mrkdwn("&lt;") == "&amp;lt;"  # an entity typed is shown as typed
+
+
+def test_defang_leaves_no_control_sequence_or_entity():
+    assert safety.defang("<!channel> &amp; <@U1>") == f"<{Z}!channel> &{Z}amp; <{Z}@U1>"
+    assert safety.defang("a > b") == "a > b"
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("[Open](https://evil.example/login)", "Open (https://evil.example/login)"),
+    ("see ![img](https://x.example/a.png) now", "see img (https://x.example/a.png) now"),
+    ('[t]( https://x.example "title")', "t (https://x.example)"),
+    ("[](https://x.example)", " (https://x.example)"),
+    ("[a\nb](https://x.example)", "[a\nb](https://x.example)"),  # not a link: left alone
+    ("[a](b) and [c](d)", "a (b) and c (d)"),
+])
+def test_defang_shows_the_address_of_markdown_links(text, shown):
+    assert safety.defang(text) == shown
+
+
+def test_own_sequences_stay_live_and_forged_markers_do_not():
+    ours = safety.mention("U0ALICE")
+    assert safety.escape_mrkdwn(f"<b> {ours} & ") == "&lt;b&gt; <@U0ALICE> &amp; "
+    assert safety.defang(f"<b>{ours}<") == f"<{Z}b><@U0ALICE><{Z}"
+    # Markers typed by someone who does not know the per-process secret are dropped.
+    forged = "\ue000<@U0CEO>\ue001 \ue000" + "0" * 16 + "<!channel>\ue001"
+    assert safety.escape_mrkdwn(forged) == "&lt;@U0CEO&gt; " + "0" * 16 + "&lt;!channel&gt;"
+    assert safety.defang("a\ue001b") == "ab"
+    assert safety.escape_mrkdwn("a\ue000b" + ours) == "ab<@U0ALICE>"  # before our own too
+    two = f"{safety.mention('U1')}<{safety.mention('U2')}>"
+    assert safety.escape_mrkdwn(two) == "<@U1>&lt;<@U2>&gt;"
+    assert safety.own("<x>") != "<x>" and safety.escape_mrkdwn(safety.own("<x>")) == "<x>"
+
+
+@pytest.mark.parametrize(("user", "live"), [
+    ("U0ALICE", "<@U0ALICE>"), ("U1> <!channel", "<@U1channel>"), ("w_1|x", "<@w1x>")])
+def test_a_mention_holds_only_the_id(user, live):
+    assert safety.escape_mrkdwn(safety.mention(user)) == live
+
+
+def test_a_link_keeps_its_address_and_escapes_its_label():
+    made = safety.link("https://fund.slack.com/a?b=1|2>3", "Q <!here> & <@U1>")
+    assert safety.escape_mrkdwn(made) == (
+        "<https://fund.slack.com/a?b=1%7C2%3E3|Q &lt;!here&gt; &amp; &lt;@U1&gt;>")
+
+
+def test_seal_passes_other_methods_and_empty_arguments_untouched():
+    args = {"text": "<!channel>", "channel": "C1"}
+    assert safety.seal("conversations.replies", args) is args
+    assert safety.seal("chat.postMessage", None) is None
+    assert safety.seal("chat.postMessage", {}) == {}
+
+
+def test_seal_text_by_kind():
+    args = {"text": "<!channel> [a](b)", "channel": "C<1>", "thread_ts": "1.0",
+            "markdown_text": "<@U1> [a](b)", "initial_comment": "<!here> [a](b)"}
+    sealed = safety.seal("chat.update", args)
+    assert sealed == {"text": "&lt;!channel&gt; [a](b)", "channel": "C<1>", "thread_ts": "1.0",
+                      "markdown_text": f"<{Z}@U1> a (b)",
+                      "initial_comment": "&lt;!here&gt; [a](b)"}
+    assert args["text"] == "<!channel> [a](b)"  # a new dict: the caller's is left alone
+    plain = safety.seal("chat.update", {"text": "<!channel> [a](b)", "mrkdwn": False})
+    assert plain == {"text": f"<{Z}!channel> a (b)", "mrkdwn": False}
+    assert safety.seal("chat.update", {"text": "<x>", "mrkdwn": True})["text"] == "&lt;x&gt;"
+    assert safety.seal("chat.update", {"text": 5, "markdown_text": None,
+                                       "initial_comment": 7}) == {
+        "text": 5, "markdown_text": None, "initial_comment": 7}
+
+
+@pytest.mark.parametrize("method", ["chat.postMessage", "chat.scheduleMessage"])
+def test_posts_go_out_without_unfurling(method):
+    assert safety.seal(method, {"text": "a"}) == {
+        "text": "a", "unfurl_links": False, "unfurl_media": False}
+    asked = safety.seal(method, {"text": "a", "unfurl_links": True, "unfurl_media": True})
+    assert asked["unfurl_links"] is True and asked["unfurl_media"] is True
+
+
+def test_other_message_methods_take_no_unfurl_arguments():
+    assert safety.seal("chat.update", {"text": "a"}) == {"text": "a"}
+    assert safety.seal("chat.postEphemeral", {"text": "a"}) == {"text": "a"}
+
+
+def _hostile_blocks() -> list[dict]:
+    return [
+        {"type": "section", "block_id": "<b>", "text": {"type": "mrkdwn", "text": "<!channel>"},
+         "fields": [{"type": "plain_text", "text": "<@U1>", "emoji": True}]},
+        {"type": "markdown", "text": "[x](https://e.example) <!here>"},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "a & b"}, "<loose>"]},
+        {"type": "actions", "elements": [{
+            "type": "button", "action_id": "<a>", "value": "<v>", "url": "https://e/?a&b",
+            "style": "primary", "text": {"type": "plain_text", "text": "<!subteam>"}}]},
+        {"type": "table", "rows": [[{"type": "raw_number", "value": 2.5, "text": "<2>"}]],
+         "column_settings": [{"is_wrapped": True}, None]},
+    ]
+
+
+def _sealed_blocks() -> list[dict]:
+    return [
+        {"type": "section", "block_id": "<b>", "text": {"type": "mrkdwn",
+                                                        "text": "&lt;!channel&gt;"},
+         "fields": [{"type": "plain_text", "text": f"<{Z}@U1>", "emoji": True}]},
+        {"type": "markdown", "text": f"x (https://e.example) <{Z}!here>"},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "a &amp; b"},
+                                         f"<{Z}loose>"]},
+        {"type": "actions", "elements": [{
+            "type": "button", "action_id": "<a>", "value": "<v>", "url": "https://e/?a&b",
+            "style": "primary", "text": {"type": "plain_text", "text": f"<{Z}!subteam>"}}]},
+        {"type": "table", "rows": [[{"type": "raw_number", "value": 2.5,
+                                     "text": f"<{Z}2>"}]],
+         "column_settings": [{"is_wrapped": True}, None]},
+    ]
+
+
+@pytest.mark.parametrize("key", ["blocks", "attachments", "chunks"])
+def test_seal_walks_blocks_by_how_slack_reads_each_string(key):
+    sealed = safety.seal("chat.postEphemeral", {key: _hostile_blocks()})
+    assert sealed == {key: _sealed_blocks()}
+
+
+def test_seal_walks_views_and_blocks_sent_as_json_strings():
+    view = {"type": "home", "callback_id": "<c>", "private_metadata": "<m>",
+            "blocks": _hostile_blocks()}
+    assert safety.seal("views.publish", {"user_id": "U1", "view": view}) == {
+        "user_id": "U1", "view": {**view, "blocks": _sealed_blocks()}}
+    view_json = safety.seal("views.publish", {"user_id": "U1", "view": json.dumps(view)})
+    assert json.loads(view_json["view"]) == {**view, "blocks": _sealed_blocks()}
+    as_json = safety.seal("chat.update", {"blocks": json.dumps(_hostile_blocks())})
+    assert json.loads(as_json["blocks"]) == _sealed_blocks()
+    # a string that is not JSON is still defanged, not sent raw
+    assert safety.seal("chat.update", {"blocks": "[<!channel>"}) == {"blocks": f"[<{Z}!channel>"}
+    assert safety.seal("chat.update", {"blocks": "<!channel>"}) == {"blocks": f"<{Z}!channel>"}
+
+
+def test_seal_defangs_the_plain_top_level_arguments():
+    prompts = [{"title": "<!channel>", "message": "[a](b)"}]
+    sealed = safety.seal("assistant.threads.setSuggestedPrompts", {
+        "channel_id": "D1", "title": "<@U1>", "prompts": prompts})
+    assert sealed == {"channel_id": "D1", "title": f"<{Z}@U1>",
+                      "prompts": [{"title": f"<{Z}!channel>", "message": "a (b)"}]}
+    as_json = safety.seal("assistant.threads.setSuggestedPrompts",
+                          {"prompts": json.dumps(prompts)})
+    assert as_json == {"prompts": [{"title": f"<{Z}!channel>", "message": "a (b)"}]}
+    status = safety.seal("assistant.threads.setStatus", {
+        "status": "<!here>", "loading_messages": ["<@U1>", "ok"]})
+    assert status == {"status": f"<{Z}!here>", "loading_messages": [f"<{Z}@U1>", "ok"]}
+
+
+@pytest.fixture(scope="module")
+def slack_api():
+    with FakeSlack() as slack:
+        yield slack
+
+
+def test_the_sealed_client_seals_json_form_and_query_arguments(slack_api: FakeSlack):
+    from slack_sdk.errors import SlackApiError, SlackRequestError
+
+    client = safety.SealedClient(token="xoxb-test-token", base_url=slack_api.api_url)
+    before = len(slack_api.calls)
+    client.chat_postMessage(channel="C1", text="<!channel>", blocks=[
+        {"type": "section", "text": {"type": "mrkdwn", "text": "<@U1>"}}])
+    client.api_call("chat.postEphemeral", data={"channel": "C1", "user": "U1",
+                                                "text": "<!here>"})
+    client.api_call("chat.postEphemeral", http_verb="GET",
+                    params={"channel": "C1", "user": "U1", "text": "<!everyone>"})
+    with pytest.raises(SlackApiError, match="invalid_auth"):  # our headers reach Slack
+        client.api_call("chat.postEphemeral", json={"channel": "C1", "user": "U1", "text": "x"},
+                        headers={"Authorization": "Bearer xoxb-other"})
+    client.api_call("auth.test", json={"text": "<!channel>"})
+    calls = slack_api.calls[before:]
+    assert [c.method for c in calls] == ["chat.postMessage"] + ["chat.postEphemeral"] * 3 + [
+        "auth.test"]
+    assert calls[0].args == {
+        "channel": "C1", "text": "&lt;!channel&gt;", "unfurl_links": False,
+        "unfurl_media": False,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "&lt;@U1&gt;"}}]}
+    assert [c.args["text"] for c in calls[1:4]] == ["&lt;!here&gt;", "&lt;!everyone&gt;", "x"]
+    assert [c.token for c in calls] == ["xoxb-test-token"] * 3 + ["xoxb-other",
+                                                                  "xoxb-test-token"]
+    assert calls[4].args == {"text": "<!channel>"}  # not a message method: left as it is
+    # the verb is passed on too: Slack's client refuses a JSON body sent with GET
+    with pytest.raises(SlackRequestError):
+        client.api_call("chat.postMessage", http_verb="GET", json={"channel": "C1"})
+
+
+def test_the_sealed_client_passes_auth_through(slack_api: FakeSlack):
+    from slack_sdk.errors import SlackApiError
+
+    client = safety.SealedClient(token="xoxb-test-token", base_url=slack_api.api_url)
+    # Basic auth instead of the bot token: the emulator sees no token and says so.
+    with pytest.raises(SlackApiError, match="not_authed"):
+        client.api_call("auth.test", auth={"client_id": "id", "client_secret": "secret"})
+    assert slack_api.calls[-1].method == "auth.test" and slack_api.calls[-1].token is None
+
+
+def test_access_of_builds_frozen_sets():
+    assert Access.of(None, None) == Access(frozenset(), frozenset(), frozenset(), False,
+                                           frozenset())
+    made = Access.of({"U1"}, {"C1"}, {"B1"}, True, {"U2"})
+    assert made == Access(users=frozenset({"U1"}), channels=frozenset({"C1"}),
+                          bots=frozenset({"B1"}), external=True, reviewers=frozenset({"U2"}))
+    assert Access.of({"U1"}, None).external is False
+
+
+@pytest.mark.parametrize(("users", "channels", "user", "channel", "dm", "allowed"), [
+    (None, None, "U1", "C1", False, True),
+    (None, None, None, "C1", False, True),
+    ({"U1"}, None, "U1", "C1", False, True),
+    ({"U1"}, None, "U2", "C1", False, False),
+    ({"U1"}, None, None, "C1", False, False),
+    (None, {"C1"}, "U2", "C1", False, True),
+    (None, {"C1"}, "U2", "C2", False, False),
+    (None, {"C1"}, "U2", "D2", True, False),  # a DM is not a channel: only named users
+    ({"U1"}, {"C1"}, "U1", "D1", True, True),
+    ({"U1"}, {"C1"}, "U1", "C2", False, False),
+    ({"U1"}, {"C1"}, "U2", "D2", True, False),
+])
+def test_access_allows(users, channels, user, channel, dm, allowed):
+    assert Access.of(users, channels).allows(user, channel, dm) is allowed
+
+
+def test_a_dm_is_not_allowed_by_default_when_channels_are_restricted():
+    assert Access.of({"U1"}, {"C1"}).allows("U1", "D1") is False
+
+
+@pytest.mark.parametrize(("event", "allowed"), [
+    ({"bot_id": "B1"}, True),
+    ({"app_id": "A1"}, True),
+    ({"bot_profile": {"app_id": "A1"}}, True),
+    ({"bot_id": "B2", "app_id": "A2", "bot_profile": {"app_id": "A3"}}, False),
+    ({"bot_id": "B2", "bot_profile": None}, False),
+    ({"bot_id": None, "app_id": "", "subtype": "bot_message"}, False),
+])
+def test_access_allows_only_named_bots(event, allowed):
+    assert Access.of(None, None, bots={"B1", "A1"}).allows_bot(event) is allowed
+    assert Access.of(None, None).allows_bot(event) is False
+
+
+def test_an_empty_id_never_matches_an_empty_entry():
+    assert Access(bots=frozenset({""})).allows_bot({"bot_id": "", "app_id": ""}) is False
+    assert Access(bots=frozenset({None})).allows_bot({"bot_id": "B1"}) is False
+
+
+@pytest.mark.parametrize(("event", "bot"), [
+    ({"bot_id": "B1"}, True), ({"bot_profile": {"app_id": "A1"}}, True),
+    ({"app_id": "A1"}, True), ({"subtype": "bot_message"}, True),
+    ({"user": "U1", "subtype": "message_changed"}, False), ({"user": "U1"}, False),
+    ({"bot_id": "", "bot_profile": None, "app_id": None}, False),
+])
+def test_from_bot(event, bot):
+    assert from_bot(event) is bot
+
+
+@pytest.mark.parametrize(("home", "team", "shared", "outside"), [
+    ({"T1"}, "T1", True, False), ({"T1", "E1"}, "E1", False, False),
+    ({"T1"}, "T2", False, True), ({"T1"}, None, True, True), ({"T1"}, None, False, False),
+    ({"", None}, "T2", False, False), ({""}, "T2", True, True), (set(), "T2", False, False),
+])
+def test_is_external(home, team, shared, outside):
+    assert is_external(home, team, shared) is outside
+
+
+def test_a_channel_is_not_shared_unless_the_event_says_so():
+    assert is_external({"T1"}, None) is False
+
+
+@pytest.mark.parametrize(("channel", "kind", "dm"), [
+    ("D123", None, True), ("C123", "im", True), ("C123", "channel", False),
+    ("CD12", None, False), ("G123", "mpim", False), ("d123", None, False)])
+def test_is_dm(channel, kind, dm):
+    assert is_dm(channel, kind) is dm

@@ -395,8 +395,8 @@ def review_failed(reason: str) -> Message:
 
 def parse_review(action_id: str, value: str) -> tuple[str, int]:
     """("verify" | "retire", query id) from a review button."""
-    decision = action_id.removeprefix(f"{REVIEW_ACTION}_")
-    if decision not in ("verify", "retire") or not value.isdigit():
+    prefix, _, decision = action_id.partition("_")
+    if prefix != REVIEW_ACTION or decision not in ("verify", "retire") or not value.isdigit():
         raise ValueError(f"not a review button: {action_id!r} {value!r}")
     return decision, int(value)
 
