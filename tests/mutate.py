@@ -9,6 +9,7 @@ mutation-out/REPORT.md (and mutation-out/<group>.json).
     python -m tests.mutate [GROUP ...] [--jobs N]
     python -m tests.mutate GROUP --again     # the survivors once more, against today's tests
     python -m tests.mutate GROUP --collect   # report on a run that was stopped early
+    python -m tests.mutate GROUP --resume    # go on with a run that was stopped early
 
 Not part of `make test`: a group takes minutes. docs/QUALITY.md has the last figures.
 """
@@ -133,7 +134,8 @@ def _scratch(group: str) -> Path:
     return work
 
 
-def run_group(group: str, jobs: int, collect_only: bool = False, again: bool = False) -> dict:
+def run_group(group: str, jobs: int, collect_only: bool = False, again: bool = False,
+              resume: bool = False) -> dict:
     """Run mutmut on a group (or, with collect_only, read a run that was stopped early; with
     again, run the last run's survivors once more against the tests as they are now)."""
     mutate, tests = GROUPS[group]
@@ -150,9 +152,11 @@ def run_group(group: str, jobs: int, collect_only: bool = False, again: bool = F
             subprocess.run([*mutmut, "run", "--max-children", str(jobs), *survivors], cwd=work,
                            env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
     elif not collect_only:
-        work = _scratch(group)
-        (work / "setup.cfg").write_text(_setup_cfg(mutate, tests, PYTEST_ARGS.get(group, [])))
-        with open(OUT / f"{group}.log", "w") as log:
+        if not resume:  # (mutmut run in the same scratch copy skips what has a result)
+            work = _scratch(group)
+            (work / "setup.cfg").write_text(_setup_cfg(mutate, tests,
+                                                       PYTEST_ARGS.get(group, [])))
+        with open(OUT / f"{group}.log", "a" if resume else "w") as log:
             subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work, env=env,
                            stdout=log, stderr=subprocess.STDOUT, check=False)
             statuses = _statuses(work)
@@ -223,10 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--again", action="store_true",
                         help="run the last run's survivors again against the current tests "
                              "(the mutated code stays as it was copied)")
+    parser.add_argument("--resume", action="store_true",
+                        help="run the mutants a stopped run did not reach (same scratch copy)")
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     for group in args.groups or list(GROUPS):
-        r = run_group(group, args.jobs, collect_only=args.collect, again=args.again)
+        r = run_group(group, args.jobs, collect_only=args.collect, again=args.again,
+                      resume=args.resume)
         for module, counts in sorted(r["by_module"].items()):
             print(f"{group:9} {module:22} {_score(counts)}  ({r['minutes']} min"
                   + (f"; {r['not_checked']} mutants not run" if r["not_checked"] else "") + ")",
