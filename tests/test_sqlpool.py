@@ -163,3 +163,123 @@ def test_a_worker_past_its_cpu_limit_is_a_timeout_and_is_replaced(wh):
         wh.execute("SELECT count(*) FROM funds")
     assert info.value.kind == "timeout" and info.value.sql == "SELECT count(*) FROM funds"
     assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]
+
+
+def test_a_closed_warehouse_and_sql_that_is_not_text_are_clear_errors(sample_db, tmp_path):
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    w = DuckWarehouse(str(path), Limits(sql_workers=1))
+    with pytest.raises(QueryError) as info:
+        w.execute(123)  # type: ignore[arg-type]
+    assert (info.value.kind, info.value.message, info.value.sql) == (
+        "parse", "the SQL must be text", "123")
+    w.close()
+    with pytest.raises(QueryError) as info:
+        w.execute("SELECT 1")
+    assert (info.value.kind, info.value.message, info.value.sql) == (
+        "runtime", "the warehouse is closed", "SELECT 1")
+
+
+def test_a_worker_that_dies_while_starting_is_one_line_and_logged(sample_db, tmp_path, caplog):
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    caplog.set_level("ERROR", logger="bot.sqlpool")
+    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
+        (pid,) = w.pool.pids()
+        os.kill(pid, signal.SIGKILL)  # before it could say it is ready
+        with pytest.raises(QueryError) as info:
+            w.execute("SELECT count(*) FROM funds")
+        assert (info.value.kind, info.value.message) == (
+            "runtime", "the SQL worker could not start; the query was not run (see the bot's "
+            "log)")
+        assert caplog.messages == ["an SQL worker could not start (exit status -9)"]
+        assert w.execute("SELECT count(*) FROM funds").rows == [(8,)]  # a new one started
+
+
+def test_a_worker_that_cannot_open_the_warehouse_says_why_in_the_log(sample_db, tmp_path,
+                                                                     caplog):
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    caplog.set_level("ERROR", logger="bot.sqlpool")
+    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
+        w.execute("SELECT 1")
+        (pid,) = w.pool.pids()
+        path.rename(tmp_path / "moved.duckdb")  # the replacement cannot open it
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(QueryError):
+            w.execute("SELECT 1")  # the killed worker's query
+        with pytest.raises(QueryError) as info:
+            w.execute("SELECT 1")
+        assert info.value.message.startswith("the SQL worker could not start")
+        assert [m for m in caplog.messages if m.startswith("an SQL worker could not open the "
+                                                           "warehouse: ")]
+
+
+def test_a_worker_that_does_not_answer_by_the_deadline_is_killed_as_a_timeout(sample_db,
+                                                                            tmp_path):
+    from bot.sqlpool import timeout_message
+
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    limits = Limits(sql_workers=1, query_timeout_s=0.5)
+    with DuckWarehouse(str(path), limits) as w:
+        w.execute("SELECT 1")
+        (pid,) = w.pool.pids()
+        assert w.pool.address_spaces() == [int(_limit(pid, "Max address space"))]
+        os.kill(pid, signal.SIGSTOP)  # it can never answer now
+        with pytest.raises(QueryError) as info:
+            w.execute("SELECT count(*) FROM funds")
+        assert (info.value.kind, info.value.message) == ("timeout", timeout_message(limits))
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # killed, with its process group
+        assert w.execute("SELECT count(*) FROM funds").rows == [(8,)] and w.pool.replaced == 1
+
+
+@pytest.mark.parametrize("reply, reason", [
+    (("ok", ["n"], [(1,)], False), "a reply of the wrong shape"),  # one field short
+    (("done", 1, 2, 3, 4), "a reply of the wrong shape"),
+    ((), "a reply of the wrong shape"),
+    (["ok", ["n"], [(1,)], False, 1.0], "a reply of the wrong shape"),  # not a tuple
+    (("ok", ["n"], [(os.system,)], False, 1.0), "a worker reply may not hold"),
+])
+def test_a_reply_that_is_not_one_we_accept_ends_the_worker(reply, reason, caplog):
+    """The pool's end of the wire against a stand-in worker process that says the wrong thing."""
+    import subprocess
+    import sys
+    from multiprocessing.connection import Pipe
+
+    from bot.sqlpool import Worker, WorkerDied
+
+    ours, theirs = Pipe(duplex=True)
+    worker = Worker.__new__(Worker)  # its real socket and process, not the SQL worker's
+    worker.conn, worker.ready = ours, True
+    worker.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                   start_new_session=True)
+    theirs.send_bytes(pickle.dumps(reply))
+    caplog.set_level("WARNING", logger="bot.sqlpool")
+    with pytest.raises(WorkerDied) as info:
+        worker._receive(30, 2**20)
+    assert info.value.bad_reply is True and info.value.killed is False
+    assert caplog.messages[0].startswith(f"an SQL worker's reply was refused: {reason}")
+    assert worker.proc.poll() is not None  # killed
+
+
+def test_a_reply_past_its_size_limit_or_a_silent_worker_ends_it(caplog):
+    import subprocess
+    import sys
+    from multiprocessing.connection import Pipe
+
+    from bot.sqlpool import Worker, WorkerDied
+
+    for send, timeout, killed in ((b"x" * 2048, 30, False), (None, 0.2, True)):
+        ours, theirs = Pipe(duplex=True)
+        worker = Worker.__new__(Worker)
+        worker.conn, worker.ready = ours, True
+        worker.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                       start_new_session=True)
+        if send is not None:
+            theirs.send_bytes(send)
+        with pytest.raises(WorkerDied) as info:
+            worker._receive(timeout, 1024)
+        assert (info.value.killed, info.value.bad_reply) == (killed, False)
+        assert worker.proc.returncode == -signal.SIGKILL
