@@ -153,6 +153,9 @@ def test_how_a_worker_died_is_told_to_the_user(wh, caplog):
     assert caplog.messages == ["an SQL worker could not start (exit status 3)"]
     pool.close()
     assert told(WorkerDied(-9, killed=True)) == ("runtime", "the warehouse is closed", sql)
+    with pytest.raises(QueryError) as info:  # closed while a query waited for a worker
+        pool.run(sql, guarded=True)
+    assert (info.value.kind, info.value.message) == ("runtime", "the warehouse is closed")
 
 
 def test_a_worker_past_its_cpu_limit_is_a_timeout_and_is_replaced(wh):
@@ -283,3 +286,29 @@ def test_a_reply_past_its_size_limit_or_a_silent_worker_ends_it(caplog):
             worker._receive(timeout, 1024)
         assert (info.value.killed, info.value.bad_reply) == (killed, False)
         assert worker.proc.returncode == -signal.SIGKILL
+
+
+def test_when_no_worker_can_be_started_the_query_says_so_and_the_pool_recovers(
+        sample_db, tmp_path, monkeypatch, caplog):
+    import sys
+
+    path = tmp_path / "fund.duckdb"
+    path.write_bytes(Path(sample_db).read_bytes())
+    caplog.set_level("ERROR", logger="bot.sqlpool")
+    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
+        w.execute("SELECT 1")
+        (pid,) = w.pool.pids()
+        # out of processes, as far as the pool can tell: no interpreter to start
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(QueryError):
+            w.execute("SELECT 1")  # the killed worker's query; its replacement fails to start
+        with pytest.raises(QueryError) as info:
+            w.execute("SELECT 1")  # no worker left: one is started for it, and fails
+        assert (info.value.kind, info.value.message) == (
+            "runtime", "the SQL worker could not start; the query was not run (see the bot's "
+            "log)")
+        assert [m for m in caplog.messages if m.startswith("cannot start an SQL worker: ")]
+        monkeypatch.undo()
+        assert w.execute("SELECT count(*) FROM funds").rows == [(8,)]  # started again
+        assert len(w.pool.pids()) == 1
