@@ -230,4 +230,8 @@ def main(fd: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    # Run the module's own copy, not __main__'s: its functions and classes then carry their
+    # real module name (bot.sqlworker), which pickle, logging and mutation testing go by.
+    from bot.sqlworker import main as worker_main
+
+    worker_main(int(sys.argv[1]))

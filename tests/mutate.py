@@ -47,8 +47,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                  "states/verified.py"],
                 ["tests/test_pruning.py", "tests/test_catalog_cache.py", "tests/test_dialects.py",
                  "tests/test_verified.py"]),
-    "executor": (["bot/sqlpool.py", "bot/sqlworker.py", "bot/warehouse.py"],
+    "executor": (["bot/sqlpool.py", "bot/warehouse.py"],
                  ["tests/test_sqlworker.py", "tests/test_sqlpool.py", "tests/test_warehouse.py"]),
+    "worker": (["bot/sqlworker.py"],
+               ["tests/test_sqlworker.py", "tests/test_sqlpool.py", "tests/test_warehouse.py"]),
     "store": (["bot/store.py"], ["tests/test_store.py"]),
     "slack": (["bot/slack/safety.py", "bot/slack/access.py", "bot/slack/render.py"],
               ["tests/test_slack_safety.py", "tests/test_slack_render.py",
@@ -64,7 +66,7 @@ PYTEST_ARGS: dict[str, list[str]] = {
 # MUTANT_UNDER_TEST to the worker), so these mutants are run again against the tests that
 # drive the worker process.
 CHILD_ONLY: dict[str, tuple[list[str], list[str]]] = {
-    "executor": (["bot.sqlworker"], ["tests/test_sqlpool.py"]),
+    "worker": (["bot.sqlworker"], ["tests/test_sqlpool.py"]),
 }
 DETECTED = {"killed", "timeout", "segfault"}  # the tests noticed the change
 # every survivor's diff in one process (`mutmut show` is a process start per mutant)
@@ -143,11 +145,12 @@ def run_group(group: str, jobs: int, collect_only: bool = False, again: bool = F
     work = OUT / group
     mutmut = [sys.executable, "-m", "mutmut"]
     env = {**os.environ, "FUNDBOT_WORKER_ENV": "MUTANT_UNDER_TEST"}
+    ours = {m.removesuffix(".py").replace("/", ".") for m in mutate}
     started = time.monotonic()
     if again:
         _fresh_tests(work)
         survivors = sorted(n for n, s in _statuses(work).items()
-                           if s not in DETECTED and s != "not checked")
+                           if s not in DETECTED and s != "not checked" and _module(n) in ours)
         with open(OUT / f"{group}.log", "a") as log:
             subprocess.run([*mutmut, "run", "--max-children", str(jobs), *survivors], cwd=work,
                            env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
@@ -170,7 +173,7 @@ def run_group(group: str, jobs: int, collect_only: bool = False, again: bool = F
                                cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
                                check=False)
     minutes = (time.monotonic() - started) / 60
-    statuses = _statuses(work)
+    statuses = {n: s for n, s in _statuses(work).items() if _module(n) in ours}
     unchecked = {n for n, s in statuses.items() if s == "not checked"}  # a stopped run
     statuses = {n: s for n, s in statuses.items() if n not in unchecked}
     survivors = sorted(n for n, s in statuses.items() if s not in DETECTED)
