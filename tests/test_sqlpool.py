@@ -41,6 +41,14 @@ def test_queries_run_in_a_worker_with_os_limits(wh):
     cpu = int(_limit(pid, "Max cpu time"))  # reset before every query
     assert cpu < 3600
     assert _limit(pid, "Max file size") == "0" and int(_limit(pid, "Max open files")) <= 64
+    limits = {ln[:26].strip(): ln[26:].split()[:2]
+              for ln in Path(f"/proc/{pid}/limits").read_text().splitlines()[1:]}
+    assert limits["Max file size"] == ["0", "0"] and limits["Max core file size"] == ["0", "0"]
+    # the guard runs in the worker for what the caller did not vouch for
+    with pytest.raises(QueryError) as info:
+        wh.execute("SELECT * FROM duckdb_settings()")
+    assert info.value.kind == "refused"
+    assert wh.sandbox_execute("SELECT count(*) FROM duckdb_settings()").rows[0][0] > 10
 
 
 def test_sessions_do_not_leak_between_queries(wh):
