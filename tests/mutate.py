@@ -58,10 +58,6 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
 }
 # more pytest arguments for a group: bot/store.py is the SQLite store, so its group leaves out
 # the PostgreSQL runs of the shared store tests (each would start a server per mutant)
-# mutmut settings per group: a mutant that makes the SQL pool wait (a poll without a deadline,
-# a worker never marked ready) otherwise runs to mutmut's default wall limit of minutes
-MUTMUT_SETTINGS: dict[str, dict[str, str]] = {
-    "executor": {"timeout_multiplier": "3"}, "worker": {"timeout_multiplier": "3"}}
 PYTEST_ARGS: dict[str, list[str]] = {
     "store": ["-k", "not postgres and not test_migrate_state_copies_every_row_both_ways"]}
 # Code that runs only in a child process (the SQL worker's main loop and its limits): mutmut
@@ -94,15 +90,13 @@ _ADOPT = ("import json, sys\n"
           "print(len(tests))")
 
 
-def _setup_cfg(mutate: list[str], tests: list[str], args: list[str],
-               settings: dict[str, str]) -> str:
+def _setup_cfg(mutate: list[str], tests: list[str], args: list[str]) -> str:
     lines = ["[mutmut]", "source_paths =", "    states", "    bot", "    schemas", "    eval",
              "also_copy =", "    README.md", "only_mutate ="]
     lines += [f"    {m}" for m in mutate]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
     lines += ["pytest_add_cli_args =", "    -q", "    -p", "    no:cacheprovider"]
     lines += [f"    {a}" for a in args]
-    lines += [f"{key} = {value}" for key, value in settings.items()]
     lines += ["use_git_change_detection = false", ""]
     return "\n".join(lines)
 
@@ -164,8 +158,7 @@ def run_group(group: str, jobs: int, collect_only: bool = False, again: bool = F
         if not resume:  # (mutmut run in the same scratch copy skips what has a result)
             work = _scratch(group)
             (work / "setup.cfg").write_text(_setup_cfg(mutate, tests,
-                                                       PYTEST_ARGS.get(group, []),
-                                                       MUTMUT_SETTINGS.get(group, {})))
+                                                       PYTEST_ARGS.get(group, [])))
         with open(OUT / f"{group}.log", "a" if resume else "w") as log:
             subprocess.run([*mutmut, "run", "--max-children", str(jobs)], cwd=work, env=env,
                            stdout=log, stderr=subprocess.STDOUT, check=False)
