@@ -17,6 +17,16 @@ def sample_db(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.fixture
+def sample_copy(sample_db, tmp_path):
+    """A test's own copy of the sample warehouse (a Path), for a warehouse opened on its own."""
+    import shutil
+
+    path = tmp_path / "fund.duckdb"
+    shutil.copyfile(sample_db, path)
+    return path
+
+
 # The `fundbot` command with the real openai client against a fake endpoint on 127.0.0.1.
 
 

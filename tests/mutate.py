@@ -126,11 +126,10 @@ def _scratch(group: str) -> Path:
     work = OUT / group
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    ignore = _IGNORE
     for name in COPY:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, work / name, ignore=ignore)
+            shutil.copytree(src, work / name, ignore=_IGNORE)
         elif src.exists():
             shutil.copy2(src, work / name)
     return work

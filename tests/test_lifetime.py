@@ -5,7 +5,6 @@ process with status 134). The 200-start loop is `python -m bench.run --only exit
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,10 +25,8 @@ def _timers() -> list[threading.Thread]:
 
 
 @pytest.fixture
-def own_db(tmp_path, sample_db) -> str:
-    path = tmp_path / "fund.duckdb"
-    shutil.copyfile(sample_db, path)
-    return str(path)
+def own_db(sample_copy) -> str:
+    return str(sample_copy)
 
 
 def test_no_query_timer_outlives_its_query(own_db):

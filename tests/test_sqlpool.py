@@ -23,10 +23,8 @@ def _limit(pid: int, name: str) -> str:
 
 
 @pytest.fixture
-def wh(sample_db, tmp_path):
-    path = tmp_path / "fund.duckdb"
-    path.write_bytes(Path(sample_db).read_bytes())
-    w = DuckWarehouse(str(path), Limits(memory_limit="200MB", query_timeout_s=3,
+def wh(sample_copy):
+    w = DuckWarehouse(str(sample_copy), Limits(memory_limit="200MB", query_timeout_s=3,
                                         sql_workers=1))
     yield w
     w.close()
@@ -89,12 +87,10 @@ def test_a_worker_killed_from_outside_is_replaced_and_a_failed_start_is_one_line
     assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]  # the next one starts
 
 
-def test_workers_inherit_no_secrets(sample_db, tmp_path, monkeypatch):
+def test_workers_inherit_no_secrets(sample_copy, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-worker-must-not-see-this")
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-worker-must-not-see-this")
-    path = tmp_path / "fund.duckdb"
-    path.write_bytes(Path(sample_db).read_bytes())
-    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
+    with DuckWarehouse(str(sample_copy), Limits(sql_workers=1)) as w:
         w.execute("SELECT count(*) FROM funds")
         (pid,) = w.pool.pids()
         environ = Path(f"/proc/{pid}/environ").read_bytes()
@@ -176,10 +172,8 @@ def test_a_worker_past_its_cpu_limit_is_a_timeout_and_is_replaced(wh):
     assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]
 
 
-def test_a_closed_warehouse_and_sql_that_is_not_text_are_clear_errors(sample_db, tmp_path):
-    path = tmp_path / "fund.duckdb"
-    path.write_bytes(Path(sample_db).read_bytes())
-    w = DuckWarehouse(str(path), Limits(sql_workers=1))
+def test_a_closed_warehouse_and_sql_that_is_not_text_are_clear_errors(sample_copy):
+    w = DuckWarehouse(str(sample_copy), Limits(sql_workers=1))
     with pytest.raises(QueryError) as info:
         w.execute(123)  # type: ignore[arg-type]
     assert (info.value.kind, info.value.message, info.value.sql) == (
@@ -191,11 +185,9 @@ def test_a_closed_warehouse_and_sql_that_is_not_text_are_clear_errors(sample_db,
         "runtime", "the warehouse is closed", "SELECT 1")
 
 
-def test_a_worker_that_dies_while_starting_is_one_line_and_logged(sample_db, tmp_path, caplog):
-    path = tmp_path / "fund.duckdb"
-    path.write_bytes(Path(sample_db).read_bytes())
+def test_a_worker_that_dies_while_starting_is_one_line_and_logged(sample_copy, caplog):
     caplog.set_level("ERROR", logger="bot.sqlpool")
-    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
+    with DuckWarehouse(str(sample_copy), Limits(sql_workers=1)) as w:
         (pid,) = w.pool.pids()
         os.kill(pid, signal.SIGKILL)  # before it could say it is ready
         with pytest.raises(QueryError) as info:
@@ -207,15 +199,12 @@ def test_a_worker_that_dies_while_starting_is_one_line_and_logged(sample_db, tmp
         assert w.execute("SELECT count(*) FROM funds").rows == [(8,)]  # a new one started
 
 
-def test_a_worker_that_cannot_open_the_warehouse_says_why_in_the_log(sample_db, tmp_path,
-                                                                     caplog):
-    path = tmp_path / "fund.duckdb"
-    path.write_bytes(Path(sample_db).read_bytes())
+def test_a_worker_that_cannot_open_the_warehouse_says_why_in_the_log(sample_copy, caplog):
     caplog.set_level("ERROR", logger="bot.sqlpool")
-    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
+    with DuckWarehouse(str(sample_copy), Limits(sql_workers=1)) as w:
         w.execute("SELECT 1")
         (pid,) = w.pool.pids()
-        path.rename(tmp_path / "moved.duckdb")  # the replacement cannot open it
+        sample_copy.rename(sample_copy.with_name("moved.duckdb"))  # the replacement cannot open it
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(QueryError):
             w.execute("SELECT 1")  # the killed worker's query
@@ -226,14 +215,11 @@ def test_a_worker_that_cannot_open_the_warehouse_says_why_in_the_log(sample_db, 
                                                            "warehouse: ")]
 
 
-def test_a_worker_that_does_not_answer_by_the_deadline_is_killed_as_a_timeout(sample_db,
-                                                                            tmp_path):
+def test_a_worker_that_does_not_answer_by_the_deadline_is_killed_as_a_timeout(sample_copy):
     from bot.sqlpool import timeout_message
 
-    path = tmp_path / "fund.duckdb"
-    path.write_bytes(Path(sample_db).read_bytes())
     limits = Limits(sql_workers=1, query_timeout_s=0.5)
-    with DuckWarehouse(str(path), limits) as w:
+    with DuckWarehouse(str(sample_copy), limits) as w:
         w.execute("SELECT 1")
         (pid,) = w.pool.pids()
         assert w.pool.address_spaces() == [int(_limit(pid, "Max address space"))]
@@ -246,6 +232,23 @@ def test_a_worker_that_does_not_answer_by_the_deadline_is_killed_as_a_timeout(sa
         assert w.execute("SELECT count(*) FROM funds").rows == [(8,)] and w.pool.replaced == 1
 
 
+def _stand_in_worker():
+    """The pool's Worker on a real socket pair and a real process that never answers: the test
+    speaks for the worker on the other end (returned with it)."""
+    import subprocess
+    import sys
+    from multiprocessing.connection import Pipe
+
+    from bot.sqlpool import Worker
+
+    ours, theirs = Pipe(duplex=True)
+    worker = Worker.__new__(Worker)  # its real socket and process, not the SQL worker's
+    worker.conn, worker.ready = ours, True
+    worker.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                   start_new_session=True)
+    return worker, theirs
+
+
 @pytest.mark.parametrize("reply, reason", [
     (("ok", ["n"], [(1,)], False), "a reply of the wrong shape"),  # one field short
     (("done", 1, 2, 3, 4), "a reply of the wrong shape"),
@@ -255,17 +258,9 @@ def test_a_worker_that_does_not_answer_by_the_deadline_is_killed_as_a_timeout(sa
 ])
 def test_a_reply_that_is_not_one_we_accept_ends_the_worker(reply, reason, caplog):
     """The pool's end of the wire against a stand-in worker process that says the wrong thing."""
-    import subprocess
-    import sys
-    from multiprocessing.connection import Pipe
+    from bot.sqlpool import WorkerDied
 
-    from bot.sqlpool import Worker, WorkerDied
-
-    ours, theirs = Pipe(duplex=True)
-    worker = Worker.__new__(Worker)  # its real socket and process, not the SQL worker's
-    worker.conn, worker.ready = ours, True
-    worker.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                                   start_new_session=True)
+    worker, theirs = _stand_in_worker()
     theirs.send_bytes(pickle.dumps(reply))
     caplog.set_level("WARNING", logger="bot.sqlpool")
     with pytest.raises(WorkerDied) as info:
@@ -276,18 +271,10 @@ def test_a_reply_that_is_not_one_we_accept_ends_the_worker(reply, reason, caplog
 
 
 def test_a_reply_past_its_size_limit_or_a_silent_worker_ends_it(caplog):
-    import subprocess
-    import sys
-    from multiprocessing.connection import Pipe
-
-    from bot.sqlpool import Worker, WorkerDied
+    from bot.sqlpool import WorkerDied
 
     for send, timeout, killed in ((b"x" * 2048, 30, False), (None, 0.2, True)):
-        ours, theirs = Pipe(duplex=True)
-        worker = Worker.__new__(Worker)
-        worker.conn, worker.ready = ours, True
-        worker.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                                       start_new_session=True)
+        worker, theirs = _stand_in_worker()
         if send is not None:
             theirs.send_bytes(send)
         with pytest.raises(WorkerDied) as info:
@@ -297,13 +284,11 @@ def test_a_reply_past_its_size_limit_or_a_silent_worker_ends_it(caplog):
 
 
 def test_when_no_worker_can_be_started_the_query_says_so_and_the_pool_recovers(
-        sample_db, tmp_path, monkeypatch, caplog):
+        sample_copy, tmp_path, monkeypatch, caplog):
     import sys
 
-    path = tmp_path / "fund.duckdb"
-    path.write_bytes(Path(sample_db).read_bytes())
     caplog.set_level("ERROR", logger="bot.sqlpool")
-    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
+    with DuckWarehouse(str(sample_copy), Limits(sql_workers=1)) as w:
         w.execute("SELECT 1")
         (pid,) = w.pool.pids()
         # out of processes, as far as the pool can tell: no interpreter to start

@@ -301,9 +301,8 @@ def test_open_warehouse_missing_file(tmp_path):
     assert not missing.exists()
 
 
-def test_open_warehouse_takes_the_docs_it_is_given(sample_db, tmp_path):
-    path = tmp_path / "fund.duckdb"
-    path.write_bytes(Path(sample_db).read_bytes())
+def test_open_warehouse_takes_the_docs_it_is_given(sample_copy):
+    path = sample_copy
     question = "What did Adam Levin invest in Databricks?"
     with open_warehouse(str(path), Limits(sql_workers=1), docs={}) as own:
         assert own.resolve(question) == ([], [])  # only what the file says: no dictionaries
