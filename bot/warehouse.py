@@ -45,13 +45,17 @@ def sandbox_config(limits: Limits) -> dict[str, Any]:
     }
 
 
-# What must hold on the open connection, as duckdb_settings() reports it.
+# What must hold on the open connection, as duckdb_settings() reports it: every setting of
+# sandbox_config() but the limits (checked by tests/test_warehouse.py), and the two locks.
 _EXPECTED = {
     "enable_external_access": "false",
     "autoload_known_extensions": "false",
     "autoinstall_known_extensions": "false",
     "allow_community_extensions": "false",
+    "allow_unsigned_extensions": "false",
+    "allow_persistent_secrets": "false",
     "python_enable_replacements": "false",
+    "temp_directory": "",
     "lock_configuration": "true",
     "access_mode": "read_only",
 }

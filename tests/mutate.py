@@ -68,6 +68,14 @@ PYTEST_ARGS: dict[str, list[str]] = {
 CHILD_ONLY: dict[str, tuple[list[str], list[str]]] = {
     "worker": (["bot.sqlworker"], ["tests/test_sqlpool.py"]),
 }
+# A mutant that makes a test wait forever (a deadline dropped, a worker never ready) would run
+# until mutmut's own wall limit, (the tests' time + 1 s) x 15: minutes per mutant in the executor
+# groups, whose functions are reached by ~13 s of tests. pytest-timeout fails the hung test
+# instead, and its thread method ends the process even when the hang left threads or workers
+# behind. The slowest test of any group takes under 3 s, so 30 s is no false kill. (A lower
+# mutmut timeout_multiplier is not the way: mutmut's CPU limit shrinks with it, and SQL workers
+# inherit that as their hard limit, so honest queries fail as timeouts; docs/QUALITY.md.)
+HANG = ["--timeout=30", "--timeout-method=thread"]
 DETECTED = {"killed", "timeout", "segfault"}  # the tests noticed the change
 # every survivor's diff in one process (`mutmut show` is a process start per mutant)
 _DIFFS = ("import json, sys\n"
@@ -96,6 +104,7 @@ def _setup_cfg(mutate: list[str], tests: list[str], args: list[str]) -> str:
     lines += [f"    {m}" for m in mutate]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
     lines += ["pytest_add_cli_args =", "    -q", "    -p", "    no:cacheprovider"]
+    lines += [f"    {a}" for a in HANG]
     lines += [f"    {a}" for a in args]
     lines += ["use_git_change_detection = false", ""]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import EXIT_FAILED, EXIT_PIPE, main
+from tests.warehouse_fixture import held_for_writing
 
 FUNDBOT = str(Path(sys.executable).with_name("fundbot"))
 BIG = "SELECT valuation_id, repeat('x', 900) AS pad FROM valuations"  # ~1 MB: > a pipe buffer
@@ -40,15 +41,8 @@ def test_a_reader_that_leaves_early_is_no_error(own_db, tmp_path, json_flag):
 
 @pytest.fixture
 def locked(own_db):
-    """The file held open for writing by another process, as a loader would."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); sys.stdin.read()", own_db],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    yield own_db
-    holder.stdin.close()
-    holder.wait(timeout=30)
+    with held_for_writing(own_db):
+        yield own_db
 
 
 def test_a_locked_warehouse_is_one_clear_line(locked, env, monkeypatch, capsys):

@@ -12,10 +12,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bot import sqlpool
-from bot.warehouse import DuckWarehouse, open_warehouse, sandbox_config
+from bot import sqlpool, warehouse
+from bot.config import UnavailableError
+from bot.warehouse import DuckWarehouse, connect, open_warehouse, sandbox_config
 from states.ports import Limits, QueryError
-from tests.warehouse_fixture import TABLES, make_db
+from tests.warehouse_fixture import TABLES, held_for_writing, make_db
 
 # A query the guard accepts that runs for a long time: 6^14 rows counted.
 HEAVY = "select count(*) from " + ", ".join(f"investments t{i}" for i in range(14))
@@ -223,6 +224,76 @@ def test_every_sandbox_setting_exists_in_this_duckdb():
     known = {r[0] for r in duckdb.connect().execute("select name from duckdb_settings()")
              .fetchall()}
     assert set(sandbox_config(Limits())) <= known
+
+
+# The sandbox as reviewed: what each connection must report, whatever sandbox_config() says.
+# Changing a line here is a security review, not a refactor.
+REVIEWED_SANDBOX = {
+    "enable_external_access": "false",  # no files, COPY, ATTACH, INSTALL/LOAD, http
+    "autoload_known_extensions": "false",
+    "autoinstall_known_extensions": "false",
+    "allow_community_extensions": "false",
+    "allow_unsigned_extensions": "false",
+    "allow_persistent_secrets": "false",
+    "python_enable_replacements": "false",  # no scans of Python variables by name
+    "temp_directory": "",  # nothing spilled to disk
+    "lock_configuration": "true",  # the SQL cannot SET any of the above back
+    "access_mode": "read_only",
+}
+
+
+def test_a_connection_reports_the_reviewed_sandbox(tmp_path):
+    con = connect(make_db(tmp_path / "fund.duckdb"), Limits())
+    try:
+        assert _reported(con, REVIEWED_SANDBOX) == REVIEWED_SANDBOX
+    finally:
+        con.close()
+    # and the reviewed list covers every setting the sandbox makes, but the limits
+    assert set(sandbox_config(Limits())) - {"memory_limit", "threads"} <= set(REVIEWED_SANDBOX)
+
+
+@pytest.mark.parametrize("weakened", [
+    {"allow_unsigned_extensions": True},
+    {"allow_persistent_secrets": True, "temp_directory": "/tmp"},
+    {"enable_external_access": True},
+])
+def test_a_sandbox_setting_not_in_force_refuses_the_connection(tmp_path, monkeypatch, weakened):
+    # as if DuckDB ignored a setting: the check after opening is what catches it
+    monkeypatch.setattr(warehouse, "sandbox_config",
+                        lambda limits: {**sandbox_config(limits), **weakened})
+    path = make_db(tmp_path / "fund.duckdb")
+    with pytest.raises(RuntimeError) as info:
+        connect(path, Limits())
+    assert str(info.value) == f"the DuckDB sandbox is not in force ({', '.join(sorted(weakened))})"
+    # and the refused connection is closed: the file opens again with another configuration
+    duckdb.connect(path).close()
+
+
+def test_a_file_locked_by_a_writer_names_the_process(tmp_path):
+    path = make_db(tmp_path / "fund.duckdb")
+    with held_for_writing(path) as pid, pytest.raises(UnavailableError) as info:
+        connect(path, Limits())
+    assert str(info.value) == (
+        f"the warehouse {path} is locked by another process (PID {pid}) that has it open for "
+        "writing; close that program and try again")
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path):
+    path = tmp_path / "fund.duckdb"
+    path.write_text("name,amount\nStripe,1\n" * 200)
+    with pytest.raises(UnavailableError) as info:
+        connect(str(path), Limits())
+    message = str(info.value)
+    assert message.startswith(f"cannot read the warehouse {path}: IO Error: "), message
+    assert "not a valid DuckDB database" in message and "\n" not in message
+
+
+def test_a_file_open_in_this_process_with_other_settings_is_refused(tmp_path):
+    path = make_db(tmp_path / "fund.duckdb")
+    with duckdb.connect(path, read_only=True), pytest.raises(RuntimeError) as info:
+        connect(path, Limits())
+    assert str(info.value).startswith(
+        "cannot open the warehouse read-only in the sandbox: Connection Error: ")
 
 
 # ---------------------------------------------------------------------- timeout

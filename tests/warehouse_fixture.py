@@ -6,6 +6,10 @@ not the sample data.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -89,3 +93,18 @@ def copied_warehouse(sample_db: str, tmp_path_factory, name: str, limits):
         yield wh
     finally:
         wh.close()
+
+
+@contextmanager
+def held_for_writing(path: str | Path) -> Iterator[int]:
+    """The file held open for writing by another process, as a loader would; yields its PID."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
