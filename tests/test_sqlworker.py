@@ -240,11 +240,23 @@ def test_a_message_names_no_host_path(errors):
     assert errors.clean('No file "/etc/x y" or \'C:\\\\t\'') == 'No file "<path>" or \'<path>\''
 
 
-def test_a_root_home_does_not_blank_every_slash(monkeypatch):
+@pytest.mark.parametrize("home", ["/", "."])
+def test_a_root_or_relative_home_does_not_blank_every_slash_or_dot(monkeypatch, home):
     from bot.warehouse import QueryErrors
 
-    monkeypatch.setenv("HOME", "/")
-    assert QueryErrors("fund.duckdb", Limits()).clean("a/b and c/d") == "a/b and c/d"
+    monkeypatch.setenv("HOME", home)
+    assert QueryErrors("fund.duckdb", Limits()).clean("a/b and c.d") == "a/b and c.d"
+
+
+def test_the_longest_path_is_hidden_first(monkeypatch):
+    # HOME is inside the warehouse's path but not at its start: hidden first, it would cut
+    # the path in two and leave the rest of it ('/data<path>/fund.duckdb') in the message
+    from bot.warehouse import QueryErrors
+
+    monkeypatch.setenv("HOME", "/srv")
+    errors = QueryErrors("/data/srv/fund.duckdb", Limits())
+    assert errors.clean("cannot open /data/srv/fund.duckdb now") == "cannot open <path> now"
+    assert errors.clean("no /data/srv/x.csv, see /srv/notes") == "no <path>/x.csv, see <path>/notes"
 
 
 def test_a_long_message_is_cut_to_600_characters(errors):
@@ -288,3 +300,6 @@ def test_duckdbs_errors_become_kinds_a_user_can_act_on(errors):
 def test_a_trailing_semicolon_does_not_break_the_exact_interval_text(db, catalog):
     reply = runner(db, catalog).run("SELECT INTERVAL 1 DAY AS i;  ", guarded=False)
     assert reply[:3] == ("ok", ["i"], [("1 day",)])
+    # only the semicolon goes: the statement's own last characters stay
+    reply = runner(db, catalog).run("SELECT INTERVAL 1 DAY AS XX;", guarded=False)
+    assert reply[:3] == ("ok", ["XX"], [("1 day",)])
