@@ -226,7 +226,7 @@ class SqlPool:
     def run(self, sql: str, guarded: bool) -> QueryResult:
         """The rows, or QueryError; a worker that dies or overruns is replaced."""
         timeout = self.limits.query_timeout_s + GRACE_S
-        maxlength = self.limits.max_result_bytes * 4 + 2**20
+        maxlength = reply_limit(self.limits)
         w = self._checkout()
         reply: tuple = ()
         try:
@@ -275,6 +275,14 @@ class SqlPool:
     def close(self) -> None:
         self._closed = True
         self._finalizer()
+
+
+def reply_limit(limits: Limits) -> int:
+    """The most bytes a worker's reply may take on the wire. The worker cuts rows at
+    max_result_bytes by its own estimate of their size (a character counts one there and takes
+    up to four bytes in UTF-8), plus 1 MiB for the columns and framing. A longer reply is
+    refused, and its worker killed."""
+    return limits.max_result_bytes * 4 + 2**20
 
 
 def timeout_message(limits: Limits) -> str:

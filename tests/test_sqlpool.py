@@ -85,6 +85,7 @@ def test_a_worker_killed_from_outside_is_replaced_and_a_failed_start_is_one_line
                                   "(see the bot's log)")
     Path(wh.path + ".gone").rename(wh.path)
     assert wh.execute("SELECT count(*) FROM funds").rows == [(8,)]  # the next one starts
+    assert wh.pool.replaced == 2  # the killed worker, then the one that could not start
 
 
 def test_workers_inherit_no_secrets(sample_copy, monkeypatch):
@@ -301,7 +302,137 @@ def test_when_no_worker_can_be_started_the_query_says_so_and_the_pool_recovers(
         assert (info.value.kind, info.value.message) == (
             "runtime", "the SQL worker could not start; the query was not run (see the bot's "
             "log)")
-        assert [m for m in caplog.messages if m.startswith("cannot start an SQL worker: ")]
+        # once when the dead worker's replacement failed, once when this query's did
+        missing = f"[Errno 2] No such file or directory: '{tmp_path / 'no-python'}'"
+        assert caplog.messages == [f"cannot start an SQL worker: {missing}"] * 2
         monkeypatch.undo()
         assert w.execute("SELECT count(*) FROM funds").rows == [(8,)]  # started again
         assert len(w.pool.pids()) == 1
+
+
+def test_a_worker_out_of_memory_is_replaced_before_the_next_query(sample_copy):
+    # DuckDB's own memory limit stops the query; the worker is alive but its heap suspect
+    from bot.sqlpool import memory_message
+
+    limits = Limits(memory_limit="64MB", sql_workers=1)
+    big = ("SELECT count(DISTINCT x) FROM (SELECT range::VARCHAR || 'abcdefghijabcdefghij' "
+           "AS x FROM range(5000000))")
+    with DuckWarehouse(str(sample_copy), limits) as w:
+        w.execute("SELECT 1")
+        for n in (1, 2):
+            (before,) = w.pool.pids()
+            with pytest.raises(QueryError) as info:
+                w.sandbox_execute(big)
+            assert (info.value.kind, info.value.message) == ("runtime", memory_message(limits))
+            with pytest.raises(ProcessLookupError):
+                os.kill(before, 0)
+            assert w.pool.replaced == n
+        assert w.execute("SELECT count(*) FROM funds").rows == [(8,)]
+
+
+def test_the_pool_never_holds_more_workers_than_its_size(sample_copy):
+    # three queries at once on a pool of one: two wait for the worker, none starts another
+    import threading
+
+    from tests.warehouse_fixture import HEAVY
+
+    limits = Limits(sql_workers=1, query_timeout_s=0.3)
+    with DuckWarehouse(str(sample_copy), limits) as w:
+        w.execute("SELECT 1")
+        kinds: list[str] = []
+
+        def one() -> None:
+            try:
+                w.sandbox_execute(HEAVY)
+            except QueryError as exc:
+                kinds.append(exc.kind)
+
+        threads = [threading.Thread(target=one) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert kinds == ["timeout"] * 3 and len(w.pool.pids()) == 1
+
+
+def test_a_worker_that_never_says_it_is_ready_is_killed_at_the_start_deadline(
+        sample_copy, monkeypatch, caplog):
+    from bot import sqlpool
+
+    monkeypatch.setattr(sqlpool, "STARTUP_S", 0.5)  # not two minutes, for the test
+    caplog.set_level("ERROR", logger="bot.sqlpool")
+    with DuckWarehouse(str(sample_copy), Limits(sql_workers=1)) as w:
+        (pid,) = w.pool.pids()
+        os.kill(pid, signal.SIGSTOP)  # still starting: it will never answer
+        with pytest.raises(QueryError) as info:
+            w.execute("SELECT 1")
+        assert info.value.message.startswith("the SQL worker could not start")
+        assert caplog.messages == ["an SQL worker could not start (exit status -9)"]
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("first, logged", [
+    (("failed", "IOException: cannot open fund.duckdb"),
+     ["an SQL worker could not open the warehouse: IOException: cannot open fund.duckdb"]),
+    (("ok", ["n"], [(1,)], False, 1.0), []),  # an answer before it was asked: not ready
+])
+def test_a_worker_whose_first_word_is_not_ready_is_killed(first, logged, caplog):
+    from bot.sqlpool import WorkerDied
+
+    worker, theirs = _stand_in_worker()
+    worker.ready = False
+    theirs.send_bytes(pickle.dumps(first))
+    caplog.set_level("WARNING", logger="bot.sqlpool")
+    with pytest.raises(WorkerDied) as info:
+        worker.request("SELECT 1", True, 30, 2**20)
+    died = info.value
+    assert (died.starting, died.killed, died.bad_reply) == (True, False, False)
+    assert died.returncode == -signal.SIGKILL and str(died) == "worker ended (-9)"
+    assert caplog.messages == logged and not worker.ready
+
+
+def test_a_request_to_a_worker_that_has_gone_or_says_too_much_ends_it():
+    from bot.sqlpool import WorkerDied
+
+    worker, theirs = _stand_in_worker()
+    theirs.close()  # its end of the socket is gone: the request cannot be sent
+    with pytest.raises(WorkerDied) as info:
+        worker.request("SELECT 1", True, 30, 2**20)
+    assert (info.value.killed, info.value.bad_reply, info.value.returncode) == (
+        False, False, -signal.SIGKILL)
+
+    worker, theirs = _stand_in_worker()
+    theirs.send_bytes(pickle.dumps(("ok", ["s"], [("x" * 2048,)], False, 1.0)))
+    with pytest.raises(WorkerDied) as info:  # longer than the request's limit: not read
+        worker.request("SELECT 1", True, 30, 1024)
+    assert (info.value.killed, info.value.bad_reply) == (False, False)
+    assert worker.proc.returncode == -signal.SIGKILL
+
+
+def test_a_reply_may_take_four_times_the_result_limit_and_a_mebibyte():
+    from bot.sqlpool import reply_limit
+
+    assert reply_limit(Limits(max_result_bytes=1000)) == 4000 + 2**20
+    assert reply_limit(Limits()) == 40_000_000 + 2**20
+
+
+def test_a_worker_inherits_neither_the_bots_stdin_nor_its_inheritable_descriptors(sample_copy):
+    # pytest gives the test process /dev/null as stdin; a bot started from a terminal or a
+    # pipe has more, and an inheritable descriptor some library opened
+    saved = os.dup(0)
+    stdin_r, stdin_w = os.pipe()
+    extra_r, extra_w = os.pipe()
+    os.set_inheritable(extra_r, True)
+    try:
+        os.dup2(stdin_r, 0)
+        with DuckWarehouse(str(sample_copy), Limits(sql_workers=1)) as w:
+            w.execute("SELECT 1")
+            (pid,) = w.pool.pids()
+            fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, stdin_r, stdin_w, extra_r, extra_w):
+            os.close(fd)
+    assert fds.count("/dev/null") == 3
+    assert not [t for t in fds if t.startswith("pipe:")], fds

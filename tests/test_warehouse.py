@@ -16,10 +16,7 @@ from bot import sqlpool, warehouse
 from bot.config import UnavailableError
 from bot.warehouse import DuckWarehouse, connect, open_warehouse, sandbox_config
 from states.ports import Limits, QueryError
-from tests.warehouse_fixture import TABLES, held_for_writing, make_db
-
-# A query the guard accepts that runs for a long time: 6^14 rows counted.
-HEAVY = "select count(*) from " + ", ".join(f"investments t{i}" for i in range(14))
+from tests.warehouse_fixture import HEAVY, TABLES, held_for_writing, make_db
 
 
 def _sha256(path: str) -> str:
