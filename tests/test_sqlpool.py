@@ -268,7 +268,7 @@ def test_a_reply_that_is_not_one_we_accept_ends_the_worker(reply, reason, caplog
         worker._receive(30, 2**20)
     assert info.value.bad_reply is True and info.value.killed is False
     assert caplog.messages[0].startswith(f"an SQL worker's reply was refused: {reason}")
-    assert worker.proc.poll() is not None  # killed
+    assert info.value.returncode == worker.proc.returncode == -signal.SIGKILL  # killed
 
 
 def test_a_reply_past_its_size_limit_or_a_silent_worker_ends_it(caplog):
@@ -281,7 +281,7 @@ def test_a_reply_past_its_size_limit_or_a_silent_worker_ends_it(caplog):
         with pytest.raises(WorkerDied) as info:
             worker._receive(timeout, 1024)
         assert (info.value.killed, info.value.bad_reply) == (killed, False)
-        assert worker.proc.returncode == -signal.SIGKILL
+        assert info.value.returncode == worker.proc.returncode == -signal.SIGKILL
 
 
 def test_when_no_worker_can_be_started_the_query_says_so_and_the_pool_recovers(
