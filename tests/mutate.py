@@ -131,6 +131,24 @@ def _fresh_tests(work: Path) -> None:
         shutil.copytree(ROOT / "tests", dest, ignore=_IGNORE)
 
 
+def _changed_source(work: Path) -> list[str]:
+    """Source files that differ between the work tree and a run's scratch copy. --again
+    re-runs the run's own mutants, made from the source as it was: tests that expect a later
+    version of the code would fail on every mutant and count as kills."""
+    changed = []
+    for name in COPY:
+        if name == "tests" or not (ROOT / name).is_dir():
+            continue
+        for src in sorted((ROOT / name).rglob("*.py")):
+            rel = src.relative_to(ROOT)
+            if "__pycache__" in rel.parts:
+                continue
+            copy = work / rel
+            if not copy.exists() or copy.read_bytes() != src.read_bytes():
+                changed.append(str(rel))
+    return changed
+
+
 def _scratch(group: str) -> Path:
     work = OUT / group
     shutil.rmtree(work, ignore_errors=True)
@@ -156,6 +174,10 @@ def run_group(group: str, jobs: int, collect_only: bool = False, again: bool = F
     ours = {m.removesuffix(".py").replace("/", ".") for m in mutate}
     started = time.monotonic()
     if again:
+        changed = _changed_source(work)
+        if changed:
+            raise SystemExit(f"{group}: the source changed since this run ({', '.join(changed)});"
+                             " run the group afresh, not --again")
         _fresh_tests(work)
         survivors = sorted(n for n, s in _statuses(work).items()
                            if s not in DETECTED and s != "not checked" and _module(n) in ours)
