@@ -60,6 +60,13 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def cpu_limit(used: float, budget: int, hard: int) -> int:
+    """The soft RLIMIT_CPU for one request: `budget` CPU seconds past the `used` so far,
+    never above the hard limit (RLIM_INFINITY, -1, is none: a worker's usual case)."""
+    soft = int(used) + budget
+    return soft if hard < 0 else min(soft, hard)
+
+
 def value_bytes(value: Any) -> int:
     """About how many bytes a result value takes on the wire."""
     if isinstance(value, (str, bytes, bytearray)):
@@ -118,9 +125,9 @@ class Runner:
         from states.ports import QueryError
 
         started = time.perf_counter()
-        soft = int(_cpu_seconds()) + self.cpu_budget
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        resource.setrlimit(resource.RLIMIT_CPU, (soft if hard < 0 else min(soft, hard), hard))
+        resource.setrlimit(resource.RLIMIT_CPU,
+                           (cpu_limit(_cpu_seconds(), self.cpu_budget, hard), hard))
         try:
             runnable = check(sql, self.catalog, self.limits.max_rows) if guarded else sql
             return self._execute(runnable, started)

@@ -200,20 +200,31 @@ def test_a_worker_that_dies_while_starting_is_one_line_and_logged(sample_copy, c
         assert w.execute("SELECT count(*) FROM funds").rows == [(8,)]  # a new one started
 
 
-def test_a_worker_that_cannot_open_the_warehouse_says_why_in_the_log(sample_copy, caplog):
+@pytest.mark.parametrize("folder", ["short", "w" * 230])
+def test_a_worker_that_cannot_open_the_warehouse_says_why_in_the_log(sample_db, tmp_path, caplog,
+                                                                     folder):
+    import shutil
+
+    path = tmp_path / folder / "fund.duckdb"
+    path.parent.mkdir()
+    shutil.copyfile(sample_db, path)
     caplog.set_level("ERROR", logger="bot.sqlpool")
-    with DuckWarehouse(str(sample_copy), Limits(sql_workers=1)) as w:
+    with DuckWarehouse(str(path), Limits(sql_workers=1)) as w:
         w.execute("SELECT 1")
         (pid,) = w.pool.pids()
-        sample_copy.rename(sample_copy.with_name("moved.duckdb"))  # the replacement cannot open it
+        path.rename(path.with_name("moved.duckdb"))  # the replacement cannot open it
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(QueryError):
             w.execute("SELECT 1")  # the killed worker's query
         with pytest.raises(QueryError) as info:
             w.execute("SELECT 1")
         assert info.value.message.startswith("the SQL worker could not start")
-        assert [m for m in caplog.messages if m.startswith("an SQL worker could not open the "
-                                                           "warehouse: ")]
+    prefix = "an SQL worker could not open the warehouse: "
+    (reason,) = [m.removeprefix(prefix) for m in caplog.messages if m.startswith(prefix)]
+    # the exception's type and text, cut at 500 characters (the long folder's path is in the
+    # message twice)
+    assert reason.startswith(f"UnavailableError: cannot read the warehouse {path}: "), reason
+    assert len(reason) == 500 if len(folder) > 200 else len(reason) < 500
 
 
 def test_a_worker_that_does_not_answer_by_the_deadline_is_killed_as_a_timeout(sample_copy):

@@ -5,7 +5,10 @@ checks the process around it: its OS limits, its death and replacement)."""
 from __future__ import annotations
 
 import math
+import os
 import resource
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +16,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.sqlworker import Runner, memory_bytes, portable, value_bytes
+from bot.sqlworker import (
+    Runner,
+    _cpu_seconds,
+    _vm_size,
+    cpu_limit,
+    memory_bytes,
+    portable,
+    value_bytes,
+)
 from bot.warehouse import connect
 from schemas.catalog import build_catalog, docs_for
 from states.ports import Limits
@@ -47,7 +58,45 @@ def runner(db, catalog, **limits) -> Runner:
     return Runner(db, Limits(**{"memory_limit": "500MB", **limits}), catalog)
 
 
+# A query of a few hundred milliseconds on one thread (0.13 s per 10^8 rows here, unloaded).
+SHORT = "SELECT sum(range) AS s FROM range(200000000)"
+FOREVER = "SELECT count(*) FROM range(100000000000) a"
+
+
 # --------------------------------------------------------------------- helpers
+
+
+def test_cpu_seconds_are_user_and_system_time_so_far():
+    def used() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    before = used()
+    now = _cpu_seconds()
+    assert before <= now <= used() and resource.getrusage(resource.RUSAGE_SELF).ru_stime > 0
+
+
+def test_a_requests_cpu_limit_is_its_budget_from_now_within_the_hard_limit():
+    # the hard limit is usually none (RLIM_INFINITY); under a tool that sets one (mutation
+    # testing does), the soft limit never passes it
+    assert resource.RLIM_INFINITY == -1
+    assert cpu_limit(12.9, 16, resource.RLIM_INFINITY) == 28
+    assert cpu_limit(12.9, 16, 100) == 28
+    assert cpu_limit(12.9, 16, 20) == 20
+    assert cpu_limit(0.2, 16, 0) == 0  # a hard limit of 0 is a limit, not "none"
+
+
+def test_the_address_space_read_is_the_kernels_in_bytes():
+    # /proc/self/statm counts the same size in pages: read on both sides of _vm_size, equal
+    # unless this process mapped memory in between (then try again)
+    page = os.sysconf("SC_PAGE_SIZE")
+    for _ in range(20):
+        before = int(Path("/proc/self/statm").read_text().split()[0]) * page
+        size = _vm_size()
+        if before == int(Path("/proc/self/statm").read_text().split()[0]) * page:
+            assert size == before
+            return
+    pytest.fail("the address space kept changing")
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -131,6 +180,22 @@ def test_rows_are_fetched_past_one_chunk(db, catalog):
     assert reply[2] == [(n,) for n in range(300)] and reply[3] is False
 
 
+@pytest.mark.parametrize("cap", [64, 128])
+def test_a_cap_on_a_chunk_boundary_still_sees_the_row_past_it(db, catalog, cap):
+    # rows are fetched 64 at a time: at a cap of 64 or 128 the last full chunk ends on the
+    # cap, and the one row more that says "cut" must still be read
+    reply = runner(db, catalog, max_rows=cap).run("SELECT * FROM range(200) t(n)", guarded=False)
+    assert reply[2] == [(n,) for n in range(cap)] and reply[3] is True
+
+
+def test_the_time_is_the_querys_in_milliseconds(db, catalog):
+    r = runner(db, catalog, threads=1)
+    started = time.perf_counter()
+    reply = r.run(SHORT, guarded=False)
+    outside_ms = (time.perf_counter() - started) * 1000
+    assert reply[0] == "ok" and outside_ms / 2 <= reply[4] <= outside_ms
+
+
 def test_rows_past_the_byte_cap_are_cut_and_a_lone_huge_row_is_an_error(db, catalog):
     r = runner(db, catalog, max_result_bytes=1000)
     cut = r.run("SELECT repeat('x', 100) AS s FROM range(50)", guarded=False)
@@ -179,8 +244,56 @@ def test_a_query_past_its_time_is_interrupted_and_the_runner_goes_on(db, catalog
 def test_a_time_limit_that_passes_before_the_query_starts_still_stops_it(db, catalog):
     # the first interrupt lands before DuckDB has started: it is sent again until it takes
     r = runner(db, catalog, query_timeout_s=0.000001, threads=1)
-    reply = r.run("SELECT count(*) FROM range(100000000000) a", guarded=False)
+    reply = r.run(FOREVER, guarded=False)
     assert reply[:2] == ("error", "timeout")
+    # at once, not after some minimum wait: a query of a few hundred ms is stopped too
+    assert r.run(SHORT, guarded=False)[:2] == ("error", "timeout")
+
+
+def test_the_query_timer_is_a_named_daemon_thread_that_ends_with_the_query(db, catalog):
+    # named, to be told apart in a thread dump; a daemon, so it can never hold the worker open
+    r = runner(db, catalog, query_timeout_s=0.5, threads=1)
+    query = threading.Thread(target=r.run, args=(FOREVER, False))
+    query.start()
+    timers: list[threading.Thread] = []
+    while query.is_alive() and not timers:
+        timers = [t for t in threading.enumerate() if t.name == "fundbot-query-timer"]
+    query.join(60)
+    assert len(timers) == 1 and timers[0].daemon
+    timers[0].join(10)
+    assert not timers[0].is_alive()
+
+
+def test_a_value_too_deeply_nested_to_measure_is_an_error_and_the_runner_goes_on(db, catalog):
+    # (the guard refuses such nesting in a question's SQL; trusted SQL gets a clear error)
+    r = runner(db, catalog)
+    reply = r.run("SELECT " + "[" * 600 + "1" + "]" * 600 + " AS deep", guarded=False)
+    assert reply[:2] == ("error", "runtime") and reply[3] is False
+    assert reply[2].startswith("RecursionError: maximum recursion depth exceeded"), reply[2]
+    assert r.run("SELECT 1 AS one", guarded=False)[2] == [(1,)]
+
+
+class _Exhausted(dict):
+    """A catalogue whose every lookup finds the process out of memory."""
+
+    def _out(self, *args, **kwargs):
+        raise MemoryError
+
+    __getitem__ = __contains__ = __iter__ = __len__ = get = items = keys = values = _out
+
+
+def test_running_out_of_memory_anywhere_in_a_request_retires_the_worker(db, catalog):
+    from dataclasses import replace
+
+    from bot.sqlpool import memory_message
+
+    limits = Limits(memory_limit="500MB")
+    r = Runner(db, limits, catalog)
+    r.catalog = replace(catalog, tables=_Exhausted(catalog.tables))  # the guard runs out
+    assert r.run("SELECT fund_name FROM funds", guarded=True) == (
+        "error", "runtime", memory_message(limits), True)
+    r.catalog = catalog
+    assert r.run("SELECT count(*) AS n FROM funds", guarded=True)[0] == "ok"
 
 
 def test_each_request_gets_a_fresh_session(db, catalog):
@@ -209,10 +322,13 @@ def test_warming_runs_the_guard_and_every_converter(db, catalog):
 def test_warming_a_worker_that_cannot_run_a_query_is_an_error(db, catalog):
     from dataclasses import replace
 
-    broken = replace(catalog, tables={"no_such_table": next(iter(catalog.tables.values()))})
-    with pytest.raises(RuntimeError, match="could not run 'SELECT \\* FROM no_such_table.*"
-                       "Table with name no_such_table does not exist"):
+    table = "no_such_table_" + "x" * 60  # the message shows the first 60 characters
+    broken = replace(catalog, tables={table: next(iter(catalog.tables.values()))})
+    with pytest.raises(RuntimeError) as info:
         runner(db, broken).warm()
+    shown = f"SELECT * FROM {table}"[:60]
+    assert str(info.value).startswith(f"the worker could not run {shown!r}: Catalog Error: "
+                                      f"Table with name {table} does not exist"), info.value
     runner(db, replace(catalog, tables={})).warm()  # no table: the converters only
 
 
