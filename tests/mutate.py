@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "mutation-out"
-COPY = ("states", "bot", "schemas", "eval", "tests", "pyproject.toml", "README.md")
+COPY = ("states", "bot", "schemas", "eval", "bench", "tests", "pyproject.toml", "README.md")
 
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "core": (["states/clarify.py", "states/machine.py", "states/debug.py"],
@@ -100,7 +100,8 @@ _ADOPT = ("import json, sys\n"
 
 def _setup_cfg(mutate: list[str], tests: list[str], args: list[str]) -> str:
     lines = ["[mutmut]", "source_paths =", "    states", "    bot", "    schemas", "    eval",
-             "also_copy =", "    README.md", "only_mutate ="]
+             # README.md for test_docs, bench/ for test_catalog_cache
+             "also_copy =", "    README.md", "    bench", "only_mutate ="]
     lines += [f"    {m}" for m in mutate]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
     lines += ["pytest_add_cli_args =", "    -q", "    -p", "    no:cacheprovider"]
