@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only report on the groups' last (perhaps stopped) runs")
     parser.add_argument("--again", action="store_true",
                         help="run the last run's survivors again against the current tests "
-                             "(the mutated code stays as it was copied)")
+                             "(refused when the source changed since the run)")
     parser.add_argument("--resume", action="store_true",
                         help="run the mutants a stopped run did not reach (same scratch copy)")
     args = parser.parse_args(argv)
