@@ -3,7 +3,6 @@ line and the right exit status, never a traceback; Slack's start-up too."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +17,8 @@ BIG = "SELECT valuation_id, repeat('x', 900) AS pad FROM valuations"  # ~1 MB: >
 
 
 @pytest.fixture
-def own_db(tmp_path, sample_db) -> str:
-    path = tmp_path / "fund.duckdb"
-    shutil.copyfile(sample_db, path)
-    return str(path)
+def own_db(sample_copy) -> str:
+    return str(sample_copy)
 
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])

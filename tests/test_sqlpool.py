@@ -22,6 +22,11 @@ def _limit(pid: int, name: str) -> str:
     raise AssertionError(name)
 
 
+def _descriptors(pid: int) -> dict[int, str]:
+    """What each open descriptor of the process points at."""
+    return {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+
+
 @pytest.fixture
 def wh(sample_copy):
     w = DuckWarehouse(str(sample_copy), Limits(memory_limit="200MB", query_timeout_s=3,
@@ -125,7 +130,7 @@ def test_fundbot_worker_env_passes_named_variables_but_never_secrets(monkeypatch
 def test_a_worker_holds_only_its_socket_and_writes_nowhere_we_read(wh):
     wh.execute("SELECT count(*) FROM funds")
     (pid,) = wh.pool.pids()
-    fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    fds = _descriptors(pid)
     assert [fds[0], fds[1], fds[2]] == ["/dev/null"] * 3  # no terminal, no log of ours
     sockets = [t for t in fds.values() if t.startswith("socket:")]
     assert len(sockets) == 1  # its end of the pair; none of the bot's descriptors leaked in
@@ -443,7 +448,7 @@ def test_a_worker_inherits_neither_the_bots_stdin_nor_its_inheritable_descriptor
         with DuckWarehouse(str(sample_copy), Limits(sql_workers=1)) as w:
             w.execute("SELECT 1")
             (pid,) = w.pool.pids()
-            fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            fds = list(_descriptors(pid).values())
     finally:
         os.dup2(saved, 0)
         for fd in (saved, stdin_r, stdin_w, extra_r, extra_w):

@@ -66,14 +66,16 @@ FOREVER = "SELECT count(*) FROM range(100000000000) a"
 # --------------------------------------------------------------------- helpers
 
 
-def test_cpu_seconds_are_user_and_system_time_so_far():
-    def used() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
+def _used_cpu() -> float:
+    """This process's user and system CPU seconds, read here rather than by the worker."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
-    before = used()
+
+def test_cpu_seconds_are_user_and_system_time_so_far():
+    before = _used_cpu()
     now = _cpu_seconds()
-    assert before <= now <= used() and resource.getrusage(resource.RUSAGE_SELF).ru_stime > 0
+    assert before <= now <= _used_cpu() and resource.getrusage(resource.RUSAGE_SELF).ru_stime > 0
 
 
 def test_a_requests_cpu_limit_is_its_budget_from_now_within_the_hard_limit():
@@ -305,8 +307,7 @@ def test_each_request_gets_a_fresh_session(db, catalog):
 def test_each_request_caps_cpu_time_from_now(db, catalog):
     r = runner(db, catalog, query_timeout_s=3, threads=2)
     assert r.cpu_budget == math.ceil((3 + 2) * (2 + 1)) + 1 == 16
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = usage.ru_utime + usage.ru_stime
+    used = _used_cpu()
     r.run("SELECT 1", guarded=False)
     soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
     assert int(used) + 16 <= soft <= int(used) + 16 + 2
